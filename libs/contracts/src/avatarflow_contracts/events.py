@@ -153,8 +153,13 @@ class Envelope(_Model):
         return int(self.schema_version.split(".", 1)[0])
 
     def follow_up(self, cls: type[EventT], **fields: Any) -> EventT:
-        """Build the next event of the same upload, carrying the correlation fields forward."""
+        """Build the next event of the same upload, carrying the correlation fields forward.
+
+        The new event's id is derived from this event's id, so reprocessing a redelivered event
+        republishes the very same event (consumers deduplicate by ``event_id``).
+        """
         return cls(
+            event_id=uuid.uuid5(self.event_id, cls.EVENT_TYPE),
             event_type=cls.EVENT_TYPE,
             upload_id=self.upload_id,
             space_id=self.space_id,

@@ -40,9 +40,9 @@ class ServiceSettings(BaseSettings):
 
     # Retries for transient faults (S3, broker); after this many attempts the event is dead-lettered
     # or, for processing stages, turned into avatar.failed.
-    max_attempts: int = Field(default=5, ge=1, le=50)
+    max_attempts: int = Field(default=6, ge=1, le=50)
     retry_backoff_initial_s: float = Field(default=0.5, gt=0)
-    retry_backoff_max_s: float = Field(default=10.0, gt=0)
+    retry_backoff_max_s: float = Field(default=8.0, gt=0)
 
     # Auth (HS256 JWT with sub, space_id, role claims)
     jwt_secret: SecretStr = SecretStr("dev-only-change-me-0123456789abcdef")

@@ -1,0 +1,75 @@
+"""structlog JSON logs with upload_id / space_id / trace_id bound per message, secrets scrubbed."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from typing import Any
+
+import structlog
+
+# A JWT (three base64url segments) or a bearer credential must never reach a log line.
+_JWT = re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}")
+_BEARER = re.compile(r"(?i)bearer\s+[A-Za-z0-9._~+/=-]+")
+_SECRET_KEYS = {"authorization", "token", "access_token", "jwt", "password", "secret", "jwt_secret"}
+
+
+def _scrub_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return _BEARER.sub("Bearer [redacted]", _JWT.sub("[redacted-jwt]", value))
+    return value
+
+
+def scrub_secrets(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    for key in list(event_dict):
+        if key.lower() in _SECRET_KEYS:
+            event_dict[key] = "[redacted]"
+        else:
+            event_dict[key] = _scrub_value(event_dict[key])
+    return event_dict
+
+
+class _ScrubbingFilter(logging.Filter):
+    """Scrubs stdlib log records too (uvicorn access logs carry query strings)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = _scrub_value(record.msg)
+        if record.args:
+            record.args = tuple(_scrub_value(a) for a in record.args) if isinstance(record.args, tuple) else record.args
+        return True
+
+
+def configure_logging(service: str, level: str = "INFO", json_output: bool = True) -> None:
+    renderer: Any = structlog.processors.JSONRenderer() if json_output else structlog.dev.ConsoleRenderer()
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            scrub_secrets,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+    structlog.contextvars.bind_contextvars(service=service)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(_ScrubbingFilter())
+    handler.setFormatter(logging.Formatter('{"level":"%(levelname)s","logger":"%(name)s","event":"%(message)s"}'))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for noisy in ("aiokafka", "botocore", "urllib3", "s3transfer"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    for name in ("uvicorn", "uvicorn.access", "uvicorn.error"):
+        lg = logging.getLogger(name)
+        lg.handlers[:] = []
+        lg.propagate = True
+
+
+def get_logger(name: str | None = None) -> structlog.stdlib.BoundLogger:
+    return structlog.get_logger(name)

@@ -1,0 +1,27 @@
+"""Prometheus metrics shared by every stage. Labels never carry personal data (no ids, no names)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+EVENTS_CONSUMED = Counter(
+    "avatarflow_events_consumed_total",
+    "Events consumed, by outcome (processed, duplicate, dead_lettered, failed)",
+    ["service", "topic", "outcome"],
+)
+EVENTS_PUBLISHED = Counter("avatarflow_events_published_total", "Events published", ["service", "topic"])
+DEAD_LETTERS = Counter("avatarflow_dead_letters_total", "Records sent to the dead-letter topic", ["service", "reason"])
+RETRIES = Counter("avatarflow_retries_total", "Retried attempts after a transient fault", ["service", "operation"])
+PROCESSING_SECONDS = Histogram(
+    "avatarflow_processing_seconds",
+    "Wall time to process one event (all attempts)",
+    ["service"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64),
+)
+IN_FLIGHT = Gauge("avatarflow_in_flight", "Events being processed now", ["service"])
+STAGE_LATENCY_SECONDS = Histogram(
+    "avatarflow_stage_latency_seconds",
+    "Time from the upload's first event to this stage's output",
+    ["service"],
+    buckets=(0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128, 300),
+)

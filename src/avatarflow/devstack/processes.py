@@ -1,0 +1,93 @@
+"""Run avatarflow services as real OS processes (run command, integration and fault tests)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from .launcher import TELEMETRY_OFF_ENV, free_port
+
+SERVICES = ("ingest", "validator", "matting", "animator", "notifier")
+
+
+@dataclass
+class ServiceProcess:
+    name: str
+    env: dict[str, str]
+    log_path: Path
+    port: int = field(default_factory=free_port)
+    popen: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, *, wait_ready: bool = True, timeout_s: float = 120) -> ServiceProcess:
+        env = {
+            **os.environ,
+            **TELEMETRY_OFF_ENV,
+            **self.env,
+            "AVATARFLOW_HTTP_HOST": "127.0.0.1",
+            "AVATARFLOW_HTTP_PORT": str(self.port),
+            "PYTHONUNBUFFERED": "1",
+        }
+        log = self.log_path.open("ab")
+        self.popen = subprocess.Popen(
+            [sys.executable, "-m", f"avatarflow_{self.name}"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        log.close()
+        if wait_ready:
+            self.wait_ready(timeout_s)
+        return self
+
+    def wait_ready(self, timeout_s: float = 120) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.popen is not None and self.popen.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.popen.returncode}:\n{self.log_tail()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.base_url}/readyz", timeout=2).status_code == 200:
+                    return
+            time.sleep(0.2)
+        raise TimeoutError(f"{self.name} not ready after {timeout_s}s:\n{self.log_tail()}")
+
+    def log_tail(self, chars: int = 3000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+    def kill(self) -> None:
+        """kill -9: no graceful shutdown, nothing committed after the last commit."""
+        self._signal(signal.SIGKILL)
+
+    def stop(self, timeout_s: float = 60) -> None:
+        if self.popen is None or self.popen.poll() is not None:
+            return
+        self._signal(signal.SIGTERM)
+        try:
+            self.popen.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self._signal(signal.SIGKILL)
+            self.popen.wait(timeout=10)
+
+    def _signal(self, sig: int) -> None:
+        if self.popen is None or self.popen.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.popen.pid, sig)
+        if sig == signal.SIGKILL:
+            self.popen.wait(timeout=10)
