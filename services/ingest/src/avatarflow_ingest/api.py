@@ -15,7 +15,8 @@ from fastapi import APIRouter, Depends, File, Path, Request, UploadFile
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from .core import Refusal, admit, original_key
+from avatarflow_imaging.admission import Refusal, admit
+from avatarflow_runtime.keys import original_key
 from .ratelimit import RateLimiter
 from .settings import IngestSettings
 

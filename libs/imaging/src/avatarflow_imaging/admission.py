@@ -1,20 +1,16 @@
-"""Pure upload admission: decide from the bytes alone whether an upload may enter the pipeline."""
+"""Upload admission: decide from the bytes alone (no full decode) whether an image may enter.
+
+Shared by ingest (uploads) and the validator's synchronous pre-check, so both apply the same
+size, type and dimension limits and answer with the same HTTP status codes.
+"""
 
 from __future__ import annotations
 
-import secrets
-import uuid
 from dataclasses import dataclass
 
-from avatarflow_imaging import (
-    SUPPORTED_FORMATS,
-    ImageHeader,
-    ImageTooLarge,
-    UnreadableImage,
-    UnsupportedImage,
-    read_header,
-    sniff_format,
-)
+from .errors import ImageTooLarge, UnreadableImage, UnsupportedImage
+from .header import ImageHeader, read_header
+from .sniff import SUPPORTED_FORMATS, sniff_format
 
 
 @dataclass(frozen=True)
@@ -47,11 +43,3 @@ def admit(data: bytes, *, max_bytes: int, max_pixels: int, max_side: int) -> Adm
     except UnreadableImage as exc:
         raise Refusal(422, "unreadable_image", str(exc)) from exc
     return AdmittedImage(header=header, content_type=SUPPORTED_FORMATS[header.format])
-
-
-_EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp", "image/heif": "heic"}
-
-
-def original_key(upload_id: uuid.UUID, content_type: str) -> str:
-    """Storage key of an original: random, never derived from anything the user typed."""
-    return f"originals/{upload_id}/{secrets.token_urlsafe(18)}.{_EXTENSIONS.get(content_type, 'bin')}"

@@ -1,0 +1,40 @@
+"""Animator service wiring (GPU pods; CPU fallback)."""
+
+from __future__ import annotations
+
+from avatarflow_contracts import AvatarFailed, AvatarMatted, AvatarRendered, ConsumerGroup, Topic
+from avatarflow_runtime.messaging import StageSpec, stage_consumer
+from avatarflow_runtime.service import DOC_BOOTSTRAP, ServiceRuntime
+from fastapi import FastAPI
+
+from .handlers import AnimationStage
+from .settings import AnimatorSettings
+
+TITLE = "avatarflow animator"
+DESCRIPTION = "Renders the animated, lip-sync-ready avatar pack from the cut-out (ONNX Runtime, CUDA or CPU)."
+
+
+def build_runtime(settings: AnimatorSettings, *, with_storage: bool = True) -> ServiceRuntime:
+    runtime = ServiceRuntime.create(settings, with_storage=with_storage)
+    stage = AnimationStage(runtime.store, settings)  # type: ignore[arg-type]
+    runtime.bus.declare(Topic.AVATAR_RENDERED, AvatarRendered, "The avatar pack is stored")
+    runtime.bus.declare(Topic.AVATAR_FAILED, AvatarFailed, "Rendering failed for good after retries")
+    spec = StageSpec(Topic.AVATAR_MATTED, ConsumerGroup.ANIMATOR.value, AvatarMatted, stage.handle, stage.on_failure)
+    # N avatars in flight = N members of the consumer group in this pod, each committing its own
+    # partitions' offsets after its render is published (FastStream's in-process worker pool would
+    # need ack-first, which could lose renders). They share one ONNX session (run() is thread-safe).
+    for _ in range(settings.animator_max_in_flight):
+        stage_consumer(runtime.broker, runtime.bus, settings, spec)
+    runtime.on_startup.append(stage.start)
+    runtime.on_shutdown.append(stage.stop)
+    return runtime
+
+
+def create_app(settings: AnimatorSettings | None = None) -> FastAPI:
+    settings = settings or AnimatorSettings()
+    return build_runtime(settings).build_app(title=TITLE, description=DESCRIPTION)
+
+
+def asyncapi_document() -> dict:  # type: ignore[type-arg]
+    runtime = build_runtime(AnimatorSettings(kafka_bootstrap_servers=DOC_BOOTSTRAP), with_storage=False)
+    return runtime.asyncapi(TITLE, DESCRIPTION)

@@ -1,0 +1,119 @@
+"""Messaging layer: avatar.matted -> avatar.rendered (thin; the work is in core)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from avatarflow_contracts import AvatarFailed, AvatarMatted, AvatarRendered, Envelope, ObjectRef
+from avatarflow_runtime.errors import PermanentError
+from avatarflow_runtime.failures import failure_event
+from avatarflow_runtime.keys import pack_key
+from avatarflow_runtime.logging import get_logger
+from avatarflow_runtime.storage import ObjectStore
+from PIL import Image
+from prometheus_client import Counter, Gauge, Histogram
+
+from .core import AvatarPack, OnnxWarpRenderer, render_pack
+from .settings import AnimatorSettings
+
+log = get_logger("avatarflow.animator")
+RENDER_SECONDS = Histogram(
+    "avatarflow_animator_render_seconds", "Seconds to render one avatar pack (frames only)", ["provider"],
+    buckets=(0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32),
+)  # fmt: skip
+ENCODE_SECONDS = Histogram(
+    "avatarflow_animator_encode_seconds", "Seconds to encode one avatar pack", ["provider"],
+    buckets=(0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32),
+)  # fmt: skip
+RENDERS_IN_FLIGHT = Gauge("avatarflow_animator_renders_in_flight", "Avatar renders in progress")
+PROVIDER_INFO = Gauge("avatarflow_animator_execution_provider", "1 for the execution provider in use", ["provider"])
+RENDERS = Counter("avatarflow_animator_renders_total", "Rendered avatar packs", ["provider"])
+
+CONTENT_TYPES = {".json": "application/json", ".png": "image/png", ".webm": "video/webm", ".webp": "image/webp"}
+
+
+def providers_for(setting: str) -> list[str] | None:
+    if setting == "cpu":
+        return ["CPUExecutionProvider"]
+    if setting == "cuda":
+        return ["CUDAExecutionProvider"]
+    return None  # auto: the renderer tries CUDA and falls back to CPU
+
+
+class AnimationStage:
+    def __init__(self, store: ObjectStore, settings: AnimatorSettings) -> None:
+        self.store = store
+        self.settings = settings
+        self.executor = ThreadPoolExecutor(max_workers=settings.animator_max_in_flight, thread_name_prefix="render")
+        self.renderer: OnnxWarpRenderer | None = None
+
+    async def start(self) -> None:
+        threads = self.settings.animator_intra_op_threads or None
+        self.renderer = await asyncio.get_running_loop().run_in_executor(
+            self.executor, lambda: OnnxWarpRenderer(providers_for(self.settings.animator_execution_provider), threads)
+        )
+        provider = self.renderer.execution_provider
+        if self.settings.animator_execution_provider == "cuda" and provider != "CUDAExecutionProvider":
+            raise RuntimeError(f"CUDA requested but onnxruntime runs on {provider}")
+        PROVIDER_INFO.labels(provider).set(1)
+        log.info("animator_ready", execution_provider=provider, max_in_flight=self.settings.animator_max_in_flight)
+
+    async def stop(self) -> None:
+        self.executor.shutdown(wait=True)
+
+    def _render(self, png: bytes, event: AvatarMatted) -> AvatarPack:
+        assert self.renderer is not None
+        try:
+            with Image.open(io.BytesIO(png)) as image:
+                rgba = np.asarray(image.convert("RGBA"))
+        except Exception as exc:
+            raise PermanentError("unprocessable_image", f"cut-out is not a readable PNG: {exc}") from exc
+        return render_pack(rgba, event.face, renderer=self.renderer, preview_text=self.settings.animator_preview_text)
+
+    async def handle(self, event: AvatarMatted) -> list[Envelope]:
+        png = await self.store.get_bytes(event.cutout, max_bytes=self.settings.animator_max_cutout_bytes)
+        RENDERS_IN_FLIGHT.inc()
+        started = time.perf_counter()
+        try:
+            pack = await asyncio.get_running_loop().run_in_executor(self.executor, self._render, png, event)
+        finally:
+            RENDERS_IN_FLIGHT.dec()
+        RENDER_SECONDS.labels(pack.execution_provider).observe(pack.render_seconds)
+        ENCODE_SECONDS.labels(pack.execution_provider).observe(pack.encode_seconds)
+        RENDERS.labels(pack.execution_provider).inc()
+        refs = dict(await asyncio.gather(*(self._put(event, name, data) for name, data in sorted(pack.files.items()))))
+        log.info("rendered", provider=pack.execution_provider, seconds=round(time.perf_counter() - started, 3))
+        names = pack.manifest.files if hasattr(pack.manifest, "files") else None
+        return [
+            event.follow_up(
+                AvatarRendered,
+                manifest=refs["manifest.json"],
+                idle_loop=refs[_name(names, "idle_loop", "idle.webm")],
+                viseme_atlas=refs[_name(names, "viseme_atlas", "visemes.png")],
+                preview_clip=refs[_name(names, "preview_clip", "preview.webm")],
+                poster=refs[_name(names, "poster", "poster.png")],
+                execution_provider=pack.execution_provider,
+                render_seconds=pack.render_seconds,
+                encode_seconds=pack.encode_seconds,
+            )
+        ]
+
+    async def _put(self, event: AvatarMatted, name: str, data: bytes) -> tuple[str, ObjectRef]:
+        suffix = name[name.rfind(".") :]
+        ref = await self.store.put_bytes(
+            pack_key(event.upload_id, name), data, CONTENT_TYPES.get(suffix, "application/octet-stream")
+        )
+        return name, ref
+
+    @staticmethod
+    def on_failure(event: AvatarMatted, error: BaseException, attempts: int) -> AvatarFailed:
+        return failure_event(event, "animator", error, attempts)
+
+
+def _name(files: object, attribute: str, default: str) -> str:
+    value = getattr(files, attribute, None) if files is not None else None
+    return value if isinstance(value, str) else default

@@ -1,0 +1,40 @@
+"""Matting service wiring."""
+
+from __future__ import annotations
+
+import os
+
+from avatarflow_contracts import AvatarFailed, AvatarMatted, ConsumerGroup, FaceValidated, Topic
+from avatarflow_runtime.messaging import StageSpec, stage_consumer
+from avatarflow_runtime.service import DOC_BOOTSTRAP, ServiceRuntime
+from fastapi import FastAPI
+
+from .handlers import MattingStage
+from .settings import MattingSettings
+
+TITLE = "avatarflow matting"
+DESCRIPTION = "Cuts the subject out with a clean, decontaminated alpha and frames it for the avatar."
+
+
+def build_runtime(settings: MattingSettings, *, with_storage: bool = True) -> ServiceRuntime:
+    if settings.numba_cache_dir:
+        os.environ.setdefault("NUMBA_CACHE_DIR", settings.numba_cache_dir)
+    runtime = ServiceRuntime.create(settings, with_storage=with_storage)
+    stage = MattingStage(runtime.store, settings)  # type: ignore[arg-type]
+    runtime.bus.declare(Topic.AVATAR_MATTED, AvatarMatted, "The cut-out and its previews are stored")
+    runtime.bus.declare(Topic.AVATAR_FAILED, AvatarFailed, "Matting failed for good after retries")
+    spec = StageSpec(Topic.FACE_VALIDATED, ConsumerGroup.MATTING.value, FaceValidated, stage.handle, stage.on_failure)
+    stage_consumer(runtime.broker, runtime.bus, settings, spec)
+    runtime.on_startup.append(stage.start)
+    runtime.on_shutdown.append(stage.stop)
+    return runtime
+
+
+def create_app(settings: MattingSettings | None = None) -> FastAPI:
+    settings = settings or MattingSettings()
+    return build_runtime(settings).build_app(title=TITLE, description=DESCRIPTION)
+
+
+def asyncapi_document() -> dict:  # type: ignore[type-arg]
+    runtime = build_runtime(MattingSettings(kafka_bootstrap_servers=DOC_BOOTSTRAP), with_storage=False)
+    return runtime.asyncapi(TITLE, DESCRIPTION)

@@ -1,0 +1,14 @@
+from __future__ import annotations
+
+from pydantic import Field
+
+from avatarflow_runtime.settings import ServiceSettings
+
+
+class MattingSettings(ServiceSettings):
+    service_name: str = "matting"
+    http_port: int = 8083
+    matting_max_image_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    # The cut-out canvas is 1024 px; decoding more than 2048 px on the long side buys nothing.
+    matting_decode_long_side: int = Field(default=2048, ge=512)
+    numba_cache_dir: str | None = None

@@ -1,0 +1,154 @@
+"""Named, pure checks: (measurements, thresholds) -> CheckResult. No models, no I/O.
+
+Each function measures one rule on the working image and the main face's landmarks and returns
+the CheckResult(s) with its score, the threshold and how they compare when the check fails.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from avatarflow_contracts import CheckResult, ReasonCode, WarningCode
+
+from . import landmarks as lm
+from . import measures as ms
+from .face_analysis import FaceAnalysis
+from .thresholds import ValidatorThresholds
+
+_FAILS = {"<": np.less, ">": np.greater, "<=": np.less_equal, ">=": np.greater_equal}
+
+
+def result(
+    name: str,
+    code: ReasonCode | WarningCode,
+    score: float,
+    threshold: float,
+    fails_when: str,
+    severity: str = "reject",
+) -> CheckResult:
+    failed = bool(_FAILS[fails_when](score, threshold))
+    return CheckResult(
+        name=name,
+        code=code,
+        score=round(float(score), 4),
+        threshold=float(threshold),
+        fails_when=fails_when,  # type: ignore[arg-type]
+        passed=not failed,
+        severity=severity,  # type: ignore[arg-type]
+    )
+
+
+def check_face_present(analysis: FaceAnalysis, thresholds: ValidatorThresholds) -> CheckResult:
+    score = analysis.main.score if analysis.main else 0.0
+    return result("face_present", ReasonCode.NO_FACE, score, thresholds.detection_confidence, "<")
+
+
+def face_confirmed(analysis: FaceAnalysis, thresholds: ValidatorThresholds) -> float:
+    """Confidence that the main face is a human face: 1.0 when both detectors found it, else its score."""
+    main = analysis.main
+    if main is None:
+        return 0.0
+    cx, cy = main.center
+    agreeing = {main.model}
+    agreeing.update(
+        d.model
+        for d in analysis.raw_detections
+        if d.x <= cx <= d.x + d.width and d.y <= cy <= d.y + d.height
+    )
+    return 1.0 if len(agreeing) >= 2 else main.score
+
+
+def check_single_face(analysis: FaceAnalysis, thresholds: ValidatorThresholds) -> CheckResult:
+    """Relative size of the largest *other* face to the main face (0 when alone)."""
+    main = analysis.main
+    others = [d.size / main.size for d in analysis.detections[1:]] if main and main.size > 0 else []
+    score = max(others, default=0.0)
+    return result("single_face", ReasonCode.MULTIPLE_FACES, score, thresholds.second_face_relative_size, ">=")
+
+
+def check_pose(analysis: FaceAnalysis, thresholds: ValidatorThresholds) -> list[CheckResult]:
+    pose = analysis.pose
+    yaw, pitch, roll = (abs(pose.yaw), abs(pose.pitch), abs(pose.roll)) if pose else (90.0, 90.0, 90.0)
+    return [
+        result("head_yaw", ReasonCode.NOT_FRONTAL, yaw, thresholds.max_abs_yaw, ">"),
+        result("head_pitch", ReasonCode.NOT_FRONTAL, pitch, thresholds.max_abs_pitch, ">"),
+        result("head_roll", ReasonCode.NOT_FRONTAL, roll, thresholds.max_abs_roll, ">"),
+    ]
+
+
+def check_resolution(
+    landmarks: np.ndarray, scale: float, original_size: tuple[int, int], thresholds: ValidatorThresholds
+) -> list[CheckResult]:
+    """Inter-ocular distance and image short side, both in ORIGINAL image pixels."""
+    iod_original = lm.inter_ocular(landmarks) / max(scale, 1e-9)
+    return [
+        result("inter_ocular_px", ReasonCode.LOW_RESOLUTION, iod_original, thresholds.min_inter_ocular_px, "<"),
+        result(
+            "image_short_side_px",
+            ReasonCode.LOW_RESOLUTION,
+            min(original_size),
+            thresholds.min_image_short_side_px,
+            "<",
+        ),
+    ]
+
+
+def check_sharpness(rgb: np.ndarray, landmarks: np.ndarray, thresholds: ValidatorThresholds) -> list[CheckResult]:
+    grey = ms.grey(rgb)
+    face = ms.square_face_crop(grey, landmarks)
+    if face.size == 0:
+        face = grey
+    edge = ms.edge_width(ms.resampled(face, ms.FACE_CROP_SIZE))
+    blocks = ms.blockiness(face)
+    return [
+        result("face_edge_width", ReasonCode.BLURRY, edge, thresholds.max_edge_width_px, ">"),
+        result("face_blockiness", ReasonCode.BLURRY, blocks, thresholds.max_blockiness, ">"),
+    ]
+
+
+def check_lighting(rgb: np.ndarray, landmarks: np.ndarray, thresholds: ValidatorThresholds) -> list[CheckResult]:
+    shadows, highlights = ms.face_lstar_percentiles(rgb, landmarks)
+    light = ms.lighting(rgb, landmarks)
+    return [
+        result("face_highlights_lstar", ReasonCode.POOR_LIGHTING, highlights, thresholds.min_face_highlight_lstar, "<"),
+        result("face_shadows_lstar", ReasonCode.POOR_LIGHTING, shadows, thresholds.max_face_shadow_lstar, ">"),
+        result("face_clipped", ReasonCode.POOR_LIGHTING, light.clipped_fraction, thresholds.max_clipped_fraction, ">"),
+        result("face_side_balance", ReasonCode.POOR_LIGHTING, light.side_balance, thresholds.min_side_balance, "<"),
+    ]
+
+
+def check_eyes(rgb: np.ndarray, landmarks: np.ndarray, thresholds: ValidatorThresholds) -> CheckResult:
+    return result(
+        "eye_contrast", ReasonCode.EYES_OCCLUDED, ms.eye_contrast(rgb, landmarks), thresholds.min_eye_contrast, "<"
+    )
+
+
+def check_mouth(rgb: np.ndarray, landmarks: np.ndarray, thresholds: ValidatorThresholds) -> CheckResult:
+    """Mouth visible; if not: drawn without one (features_missing), masked, or a full face covering."""
+    structure = ms.mouth_structure(rgb, landmarks)
+    regions = ms.regions(rgb, landmarks)
+    if regions.lower_delta_e < thresholds.covering_colour_delta_e:
+        code = ReasonCode.FEATURES_MISSING
+    elif regions.forehead_delta_e >= thresholds.covered_forehead_delta_e and (
+        regions.forehead_lower_delta_e < thresholds.covering_colour_delta_e
+    ):
+        code = ReasonCode.FACE_COVERING
+    else:
+        code = ReasonCode.MOUTH_OCCLUDED
+    return result("mouth_structure", code, structure, thresholds.min_mouth_structure, "<")
+
+
+def check_background(rgb: np.ndarray, landmarks: np.ndarray, thresholds: ValidatorThresholds) -> CheckResult:
+    return result(
+        "background_edge_density",
+        WarningCode.BUSY_BACKGROUND,
+        ms.background_edge_density(rgb, landmarks),
+        thresholds.max_background_edge_density,
+        ">",
+        severity="warning",
+    )
+
+
+def illustration_hint(rgb: np.ndarray, landmarks: np.ndarray, thresholds: ValidatorThresholds) -> tuple[bool, float]:
+    face = ms.square_face_crop(ms.grey(rgb), landmarks)
+    noise = ms.noise_level(ms.resampled(face, ms.FACE_CROP_SIZE)) if face.size else 0.0
+    return noise < thresholds.illustration_max_noise, noise

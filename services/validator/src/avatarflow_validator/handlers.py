@@ -1,0 +1,70 @@
+"""Messaging layer: image.uploaded -> face.validated | face.rejected (thin; the work is in core)."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+
+from avatarflow_contracts import (
+    AvatarFailed,
+    Envelope,
+    FaceRejected,
+    FaceValidated,
+    ImageUploaded,
+    editor_message,
+)
+from avatarflow_runtime.failures import failure_event
+from avatarflow_runtime.storage import ObjectStore
+
+from .core import ValidationOutcome, Validator
+from .settings import ValidatorSettings
+
+
+class ValidationStage:
+    def __init__(self, store: ObjectStore, settings: ValidatorSettings) -> None:
+        self.store = store
+        self.settings = settings
+        # MediaPipe graphs are not thread-safe: one worker thread owns the validator.
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="validator")
+        self.validator: Validator | None = None
+
+    async def start(self) -> None:
+        self.validator = await asyncio.get_running_loop().run_in_executor(self.executor, Validator)
+
+    async def stop(self) -> None:
+        if self.validator is not None:
+            await asyncio.get_running_loop().run_in_executor(self.executor, self.validator.close)
+        self.executor.shutdown(wait=True)
+
+    async def validate(self, data: bytes) -> ValidationOutcome:
+        assert self.validator is not None, "stage not started"
+        return await asyncio.get_running_loop().run_in_executor(self.executor, self.validator.validate_bytes, data)
+
+    async def handle(self, event: ImageUploaded) -> list[Envelope]:
+        data = await self.store.get_bytes(event.original, max_bytes=self.settings.ingest_max_upload_bytes)
+        return [outcome_event(event, await self.validate(data))]
+
+    @staticmethod
+    def on_failure(event: ImageUploaded, error: BaseException, attempts: int) -> AvatarFailed:
+        return failure_event(event, "validator", error, attempts)
+
+
+def outcome_event(event: ImageUploaded, outcome: ValidationOutcome) -> Envelope:
+    if outcome.accepted:
+        assert outcome.face is not None
+        return event.follow_up(
+            FaceValidated,
+            original=event.original,
+            face=outcome.face,
+            checks=outcome.checks,
+            warnings=outcome.warnings,
+            illustration_hint=outcome.illustration_hint,
+        )
+    return event.follow_up(
+        FaceRejected,
+        original=event.original,
+        reasons=outcome.reasons,
+        editor_messages=[editor_message(code) for code in outcome.reasons],
+        checks=outcome.checks,
+        warnings=outcome.warnings,
+    )

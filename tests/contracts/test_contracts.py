@@ -1,0 +1,98 @@
+"""Event contracts: codes, messages, versioning rule, committed schemas in sync with the models."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from avatarflow.cli import main as avatarctl
+from avatarflow_contracts import (
+    EDITOR_MESSAGES,
+    SUPPORT_TICKET_URL,
+    AvatarFailed,
+    EventTooLarge,
+    ImageUploaded,
+    MalformedEvent,
+    ObjectRef,
+    ReasonCode,
+    UnknownSchemaVersion,
+    WarningCode,
+    decode_event,
+    encode_event,
+    order_reasons,
+)
+from pydantic import ValidationError
+
+
+def sample() -> ImageUploaded:
+    return ImageUploaded(
+        upload_id=uuid.uuid4(), space_id="space-1", editor_id="editor-1",
+        original=ObjectRef(bucket="avatarflow", key="originals/a/b.jpg", size=3, sha256="a" * 64,
+                           content_type="image/jpeg"),
+    )  # fmt: skip
+
+
+def test_reason_codes_are_exactly_the_contracted_set() -> None:
+    assert {c.value for c in ReasonCode} == {
+        "no_face", "multiple_faces", "low_resolution", "blurry", "not_frontal", "poor_lighting",
+        "eyes_occluded", "mouth_occluded", "face_covering", "features_missing", "unreadable_image",
+    }  # fmt: skip
+    assert {w.value for w in WarningCode} >= {"busy_background"}
+
+
+def test_every_code_has_an_editor_message_and_face_covering_points_to_support() -> None:
+    for code in [*ReasonCode, *WarningCode]:
+        assert len(EDITOR_MESSAGES[code]) > 40, code
+    assert SUPPORT_TICKET_URL in EDITOR_MESSAGES[ReasonCode.FACE_COVERING]
+    assert "support ticket" in EDITOR_MESSAGES[ReasonCode.FACE_COVERING]
+
+
+def test_reasons_are_ordered_most_actionable_first() -> None:
+    ordered = order_reasons([ReasonCode.FACE_COVERING, ReasonCode.BLURRY, ReasonCode.NO_FACE, ReasonCode.BLURRY])
+    assert ordered == [ReasonCode.NO_FACE, ReasonCode.BLURRY, ReasonCode.FACE_COVERING]
+
+
+def test_round_trip_and_additive_minor_version_is_accepted() -> None:
+    event = sample()
+    assert decode_event(encode_event(event), ImageUploaded) == event
+    newer = json.loads(encode_event(event))
+    newer["schema_version"] = "1.7"
+    newer["a_field_from_the_future"] = {"x": 1}
+    decoded = decode_event(json.dumps(newer).encode(), ImageUploaded)
+    assert decoded.upload_id == event.upload_id and decoded.schema_version == "1.7"
+
+
+@pytest.mark.parametrize(
+    ("mutate", "error"),
+    [
+        (lambda d: b"\x00\xffnot json", MalformedEvent),
+        (lambda d: b"[1, 2]", MalformedEvent),
+        (lambda d: json.dumps({**d, "schema_version": "2.0"}).encode(), UnknownSchemaVersion),
+        (lambda d: json.dumps({**d, "schema_version": None}).encode(), MalformedEvent),
+        (lambda d: json.dumps({**d, "event_type": "face.validated"}).encode(), MalformedEvent),
+        (lambda d: json.dumps({**d, "space_id": ["x"]}).encode(), MalformedEvent),
+        (lambda d: json.dumps({**d, "trace_id": "0" * 32}).encode(), MalformedEvent),
+        (lambda d: json.dumps({**d, "pad": "x" * 600_000}).encode(), EventTooLarge),
+    ],
+)
+def test_poison_records_raise_poison_errors(mutate, error) -> None:  # type: ignore[no-untyped-def]
+    payload = json.loads(encode_event(sample()))
+    with pytest.raises(error):
+        decode_event(mutate(payload), ImageUploaded)
+
+
+def test_object_ref_rejects_bad_digest_and_follow_up_ids_are_deterministic() -> None:
+    with pytest.raises(ValidationError):
+        ObjectRef(bucket="avatarflow", key="k", size=1, sha256="XYZ", content_type="image/jpeg")
+    event = sample()
+    kwargs = dict(stage="matting", error_code="x", error="x", editor_message="x", retry_advice="retry_upload", attempts=1)
+    first, second = event.follow_up(AvatarFailed, **kwargs), event.follow_up(AvatarFailed, **kwargs)
+    assert first.event_id == second.event_id != event.event_id
+    assert (first.upload_id, first.space_id, first.trace_id) == (event.upload_id, event.space_id, event.trace_id)
+
+
+def test_committed_schemas_match_the_models(capsys: pytest.CaptureFixture[str]) -> None:
+    """Fails when libs/contracts/schemas drift from the models or the services' AsyncAPI docs."""
+    code = avatarctl(["export-schemas", "--check"])
+    assert code == 0, capsys.readouterr().out

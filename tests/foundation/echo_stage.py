@@ -1,0 +1,67 @@
+"""A minimal stage built on the real template, run as a subprocess by test_consumer_template.py.
+
+It consumes image.uploaded and answers each upload with one avatar.failed event (error_code
+"echo"), so the tests can watch the template's at-least-once, idempotency and DLQ behaviour.
+With ECHO_CRASH_ONCE_FILE set, the first record is published and then the process dies with
+os._exit before the offset is committed, as a kill -9 would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from pathlib import Path
+
+from avatarflow_contracts import AvatarFailed, Envelope, ImageUploaded, Topic
+from avatarflow_runtime import messaging
+from avatarflow_runtime.logging import configure_logging
+from avatarflow_runtime.messaging import EventBus, StageSpec, stage_consumer
+from avatarflow_runtime.service import make_broker
+from avatarflow_runtime.settings import ServiceSettings
+
+crash_file = os.environ.get("ECHO_CRASH_ONCE_FILE")
+original_settle = messaging._settle
+
+
+async def settle_then_maybe_crash(message, publishing, settings):  # type: ignore[no-untyped-def]
+    if crash_file and not Path(crash_file).exists():
+        await publishing  # the output reached the broker...
+        Path(crash_file).write_text("crashed")
+        os._exit(17)  # ...but the offset was never committed
+    await original_settle(message, publishing, settings)
+
+
+messaging._settle = settle_then_maybe_crash  # type: ignore[assignment]
+
+
+async def echo(event: ImageUploaded) -> list[Envelope]:
+    return [
+        event.follow_up(
+            AvatarFailed, stage="validator", error_code="echo", error="echo", editor_message="echo",
+            retry_advice="retry_upload", attempts=1,
+        )  # fmt: skip
+    ]
+
+
+async def main() -> None:
+    settings = ServiceSettings(
+        service_name="echo", kafka_session_timeout_ms=6000, kafka_heartbeat_interval_ms=1000,
+        kafka_max_poll_interval_ms=20000,
+    )
+    configure_logging("echo")
+    broker = make_broker(settings)
+    bus = EventBus(broker, settings)
+    bus.declare(Topic.AVATAR_FAILED, AvatarFailed)
+    group = os.environ["ECHO_GROUP"]
+    stage_consumer(broker, bus, settings, StageSpec(Topic.IMAGE_UPLOADED, group, ImageUploaded, echo))
+    await broker.start()
+    Path(os.environ["ECHO_READY_FILE"]).write_text("ready")
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    await stop.wait()
+    await broker.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
