@@ -8,7 +8,14 @@ import time
 
 import jwt
 import pytest
-from avatarflow_runtime.auth import AuthError, Forbidden, bearer_token, mint_token, require_editor, verify_token
+from avatarflow_runtime.auth import (
+    AuthError,
+    Forbidden,
+    bearer_token,
+    mint_token,
+    require_editor,
+    verify_token,
+)
 
 SECRET = "s" * 32
 
@@ -23,7 +30,9 @@ def test_valid_editor_token() -> None:
 
 def test_viewer_cannot_act_as_editor() -> None:
     with pytest.raises(Forbidden):
-        require_editor(verify_token(mint_token(SECRET, subject="u", space_id="A", role="viewer"), SECRET), "A")
+        require_editor(
+            verify_token(mint_token(SECRET, subject="u", space_id="A", role="viewer"), SECRET), "A"
+        )
 
 
 def _unsigned(claims: dict[str, object]) -> str:
@@ -38,10 +47,22 @@ def _unsigned(claims: dict[str, object]) -> str:
     [
         mint_token(SECRET, subject="u", space_id="A", ttl_s=-10),  # expired
         mint_token("another-secret-another-secret-xx", subject="u", space_id="A"),  # forged
-        _unsigned({"sub": "u", "space_id": "A", "role": "editor", "exp": int(time.time()) + 60,
-                   "iat": int(time.time()), "iss": "avatarflow", "aud": "avatarflow"}),  # alg none
-        jwt.encode({"sub": "u", "space_id": "A", "role": "editor", "exp": int(time.time()) + 60}, SECRET,
-                   algorithm="HS512"),  # wrong algorithm
+        _unsigned(
+            {
+                "sub": "u",
+                "space_id": "A",
+                "role": "editor",
+                "exp": int(time.time()) + 60,
+                "iat": int(time.time()),
+                "iss": "avatarflow",
+                "aud": "avatarflow",
+            }
+        ),  # alg none
+        jwt.encode(
+            {"sub": "u", "space_id": "A", "role": "editor", "exp": int(time.time()) + 60},
+            SECRET,
+            algorithm="HS512",
+        ),  # wrong algorithm
         "not.a.token",
         "",
         mint_token(SECRET, subject="u", space_id="A", role="admin"),  # type: ignore[arg-type]

@@ -6,7 +6,6 @@ import json
 import uuid
 
 import pytest
-from avatarflow.cli import main as avatarctl
 from avatarflow_contracts import (
     EDITOR_MESSAGES,
     SUPPORT_TICKET_URL,
@@ -24,20 +23,34 @@ from avatarflow_contracts import (
 )
 from pydantic import ValidationError
 
+from avatarflow.cli import main as avatarctl
+
 
 def sample() -> ImageUploaded:
     return ImageUploaded(
-        upload_id=uuid.uuid4(), space_id="space-1", editor_id="editor-1",
-        original=ObjectRef(bucket="avatarflow", key="originals/a/b.jpg", size=3, sha256="a" * 64,
-                           content_type="image/jpeg"),
-    )  # fmt: skip
+        upload_id=uuid.uuid4(),
+        space_id="space-1",
+        editor_id="editor-1",
+        original=ObjectRef(
+            bucket="avatarflow", key="originals/a/b.jpg", size=3, sha256="a" * 64, content_type="image/jpeg"
+        ),
+    )
 
 
 def test_reason_codes_are_exactly_the_contracted_set() -> None:
     assert {c.value for c in ReasonCode} == {
-        "no_face", "multiple_faces", "low_resolution", "blurry", "not_frontal", "poor_lighting",
-        "eyes_occluded", "mouth_occluded", "face_covering", "features_missing", "unreadable_image",
-    }  # fmt: skip
+        "no_face",
+        "multiple_faces",
+        "low_resolution",
+        "blurry",
+        "not_frontal",
+        "poor_lighting",
+        "eyes_occluded",
+        "mouth_occluded",
+        "face_covering",
+        "features_missing",
+        "unreadable_image",
+    }
     assert {w.value for w in WarningCode} >= {"busy_background"}
 
 
@@ -49,7 +62,9 @@ def test_every_code_has_an_editor_message_and_face_covering_points_to_support() 
 
 
 def test_reasons_are_ordered_most_actionable_first() -> None:
-    ordered = order_reasons([ReasonCode.FACE_COVERING, ReasonCode.BLURRY, ReasonCode.NO_FACE, ReasonCode.BLURRY])
+    ordered = order_reasons(
+        [ReasonCode.FACE_COVERING, ReasonCode.BLURRY, ReasonCode.NO_FACE, ReasonCode.BLURRY]
+    )
     assert ordered == [ReasonCode.NO_FACE, ReasonCode.BLURRY, ReasonCode.FACE_COVERING]
 
 
@@ -86,10 +101,21 @@ def test_object_ref_rejects_bad_digest_and_follow_up_ids_are_deterministic() -> 
     with pytest.raises(ValidationError):
         ObjectRef(bucket="avatarflow", key="k", size=1, sha256="XYZ", content_type="image/jpeg")
     event = sample()
-    kwargs = dict(stage="matting", error_code="x", error="x", editor_message="x", retry_advice="retry_upload", attempts=1)
+    kwargs = dict(
+        stage="matting",
+        error_code="x",
+        error="x",
+        editor_message="x",
+        retry_advice="retry_upload",
+        attempts=1,
+    )
     first, second = event.follow_up(AvatarFailed, **kwargs), event.follow_up(AvatarFailed, **kwargs)
     assert first.event_id == second.event_id != event.event_id
-    assert (first.upload_id, first.space_id, first.trace_id) == (event.upload_id, event.space_id, event.trace_id)
+    assert (first.upload_id, first.space_id, first.trace_id) == (
+        event.upload_id,
+        event.space_id,
+        event.trace_id,
+    )
 
 
 def test_committed_schemas_match_the_models(capsys: pytest.CaptureFixture[str]) -> None:

@@ -38,15 +38,22 @@ messaging._settle = settle_then_maybe_crash  # type: ignore[assignment]
 async def echo(event: ImageUploaded) -> list[Envelope]:
     return [
         event.follow_up(
-            AvatarFailed, stage="validator", error_code="echo", error="echo", editor_message="echo",
-            retry_advice="retry_upload", attempts=1,
-        )  # fmt: skip
+            AvatarFailed,
+            stage="validator",
+            error_code="echo",
+            error="echo",
+            editor_message="echo",
+            retry_advice="retry_upload",
+            attempts=1,
+        )
     ]
 
 
 async def main() -> None:
     settings = ServiceSettings(
-        service_name="echo", kafka_session_timeout_ms=6000, kafka_heartbeat_interval_ms=1000,
+        service_name="echo",
+        kafka_session_timeout_ms=6000,
+        kafka_heartbeat_interval_ms=1000,
         kafka_max_poll_interval_ms=20000,
     )
     configure_logging("echo")

@@ -10,14 +10,14 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaProducer
+from avatarflow_contracts import AvatarFailed, DeadLetter, ImageUploaded, ObjectRef, Topic, encode_event
+
 from avatarflow.devstack import StackEndpoints
 from avatarflow.devstack.topics import Record, read_topic
-from avatarflow_contracts import AvatarFailed, DeadLetter, ImageUploaded, ObjectRef, Topic, encode_event
 
 pytestmark = pytest.mark.integration
 ECHO = Path(__file__).with_name("echo_stage.py")
@@ -25,10 +25,13 @@ ECHO = Path(__file__).with_name("echo_stage.py")
 
 def uploaded(space: str = "space-t") -> ImageUploaded:
     return ImageUploaded(
-        upload_id=uuid.uuid4(), space_id=space, editor_id="e-1",
-        original=ObjectRef(bucket="avatarflow", key="originals/x/y.jpg", size=10, sha256="0" * 64,
-                           content_type="image/jpeg"),
-    )  # fmt: skip
+        upload_id=uuid.uuid4(),
+        space_id=space,
+        editor_id="e-1",
+        original=ObjectRef(
+            bucket="avatarflow", key="originals/x/y.jpg", size=10, sha256="0" * 64, content_type="image/jpeg"
+        ),
+    )
 
 
 async def produce(bootstrap: str, values: list[bytes], key: bytes = b"space-t") -> None:
@@ -44,12 +47,19 @@ async def produce(bootstrap: str, values: list[bytes], key: bytes = b"space-t") 
 class EchoStage:
     def __init__(self, stack: StackEndpoints, tmp: Path, group: str, crash_once: bool = False) -> None:
         self.ready = tmp / f"ready-{uuid.uuid4().hex}"
-        env = {**os.environ, **stack.service_env(), "ECHO_GROUP": group, "ECHO_READY_FILE": str(self.ready),
-               "AVATARFLOW_SERVICE_NAME": "echo"}  # fmt: skip
+        env = {
+            **os.environ,
+            **stack.service_env(),
+            "ECHO_GROUP": group,
+            "ECHO_READY_FILE": str(self.ready),
+            "AVATARFLOW_SERVICE_NAME": "echo",
+        }
         if crash_once:
             env["ECHO_CRASH_ONCE_FILE"] = str(tmp / f"crash-{group}")
         self.log = (tmp / f"echo-{uuid.uuid4().hex}.log").open("wb")
-        self.proc = subprocess.Popen([sys.executable, str(ECHO)], env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [sys.executable, str(ECHO)], env=env, stdout=self.log, stderr=subprocess.STDOUT
+        )
         deadline = time.monotonic() + 60
         while not self.ready.exists():
             assert self.proc.poll() is None, "echo stage died at start"
@@ -96,16 +106,30 @@ def test_poison_records_go_to_dead_letter_and_stream_keeps_flowing(
     asyncio.run(produce(stack.kafka_bootstrap, [encode_event(before), *poison, encode_event(after)]))
     stage = EchoStage(stack, tmp_path, group)
     try:
-        outputs = asyncio.run(read_topic(
-            stack.kafka_bootstrap, Topic.AVATAR_FAILED.value, timeout_s=60,
-            until=lambda rs: bool(records_for(rs, after.upload_id)),
-        ))  # fmt: skip
+        outputs = asyncio.run(
+            read_topic(
+                stack.kafka_bootstrap,
+                Topic.AVATAR_FAILED.value,
+                timeout_s=60,
+                until=lambda rs: bool(records_for(rs, after.upload_id)),
+            )
+        )
         assert records_for(outputs, before.upload_id) and records_for(outputs, after.upload_id)
-        letters = asyncio.run(read_topic(
-            stack.kafka_bootstrap, Topic.DEAD_LETTER.value, timeout_s=60,
-            until=lambda rs: sum(marker.encode() in DeadLetter.model_validate_json(r.value).model_dump_json().encode()
-                                 or marker in _orig(r) for r in rs) >= 4,
-        ))  # fmt: skip
+        letters = asyncio.run(
+            read_topic(
+                stack.kafka_bootstrap,
+                Topic.DEAD_LETTER.value,
+                timeout_s=60,
+                until=lambda rs: (
+                    sum(
+                        marker.encode() in DeadLetter.model_validate_json(r.value).model_dump_json().encode()
+                        or marker in _orig(r)
+                        for r in rs
+                    )
+                    >= 4
+                ),
+            )
+        )
         ours = [DeadLetter.model_validate_json(r.value) for r in letters if marker in _orig(r)]
         assert sorted(letter.error_type for letter in ours) == sorted(
             ["MalformedEvent", "UnknownSchemaVersion", "MalformedEvent", "EventTooLarge"]
@@ -133,10 +157,14 @@ def test_crash_before_commit_redelivers_and_output_is_idempotent(
     crashing.stop()
     restarted = EchoStage(stack, tmp_path, group)
     try:
-        outputs = asyncio.run(read_topic(
-            stack.kafka_bootstrap, Topic.AVATAR_FAILED.value, timeout_s=60,
-            until=lambda rs: len(records_for(rs, event.upload_id)) >= 2,
-        ))  # fmt: skip
+        outputs = asyncio.run(
+            read_topic(
+                stack.kafka_bootstrap,
+                Topic.AVATAR_FAILED.value,
+                timeout_s=60,
+                until=lambda rs: len(records_for(rs, event.upload_id)) >= 2,
+            )
+        )
         ours = [AvatarFailed.model_validate_json(r.value) for r in records_for(outputs, event.upload_id)]
         assert len(ours) == 2, "the record was redelivered after the crash and processed again"
         # Same event id both times: downstream deduplicates, so the outcome is not doubled.

@@ -12,13 +12,14 @@ from pathlib import Path
 import boto3
 import httpx
 import pytest
-from avatarflow.devstack import DevStack, StackEndpoints
-from avatarflow.devstack.processes import ServiceProcess
-from avatarflow.devstack.topics import read_topic
 from avatarflow_contracts import ImageUploaded, Topic, decode_event
 from avatarflow_runtime.auth import mint_token
 from avatarflow_runtime.settings import ServiceSettings
 from avatarflow_runtime.tracing import parse_traceparent
+
+from avatarflow.devstack import DevStack, StackEndpoints
+from avatarflow.devstack.processes import ServiceProcess
+from avatarflow.devstack.topics import read_topic
 
 pytestmark = pytest.mark.integration
 SECRET = ServiceSettings().jwt_secret.get_secret_value()
@@ -38,23 +39,30 @@ def ingest(stack: StackEndpoints, tmp_path_factory: pytest.TempPathFactory) -> I
 
 def s3(stack: StackEndpoints):  # type: ignore[no-untyped-def]
     return boto3.client(
-        "s3", endpoint_url=stack.s3_endpoint, aws_access_key_id=stack.s3_access_key,
-        aws_secret_access_key=stack.s3_secret_key, region_name="us-east-1",
-    )  # fmt: skip
+        "s3",
+        endpoint_url=stack.s3_endpoint,
+        aws_access_key_id=stack.s3_access_key,
+        aws_secret_access_key=stack.s3_secret_key,
+        region_name="us-east-1",
+    )
 
 
 def find_event(stack: StackEndpoints, upload_id: str) -> tuple[ImageUploaded, dict[str, bytes], bytes | None]:
     def has_it(records: list) -> bool:  # type: ignore[type-arg]
         return any(upload_id.encode() in r.value for r in records)
 
-    records = asyncio.run(read_topic(stack.kafka_bootstrap, Topic.IMAGE_UPLOADED.value, until=has_it, timeout_s=30))
+    records = asyncio.run(
+        read_topic(stack.kafka_bootstrap, Topic.IMAGE_UPLOADED.value, until=has_it, timeout_s=30)
+    )
     for record in records:
         if upload_id.encode() in record.value:
             return decode_event(record.value, ImageUploaded), record.headers, record.key
     raise AssertionError(f"no image.uploaded event for {upload_id}")
 
 
-def test_upload_stores_object_and_publishes_event(stack: StackEndpoints, ingest: ServiceProcess, shared_dir: Path) -> None:
+def test_upload_stores_object_and_publishes_event(
+    stack: StackEndpoints, ingest: ServiceProcess, shared_dir: Path
+) -> None:
     image = (shared_dir / "avatar-images" / "accept_photo__man-suit-plain-bg.jpg").read_bytes()
     response = httpx.post(
         f"{ingest.base_url}/v1/spaces/space-a/uploads",
@@ -69,7 +77,9 @@ def test_upload_stores_object_and_publishes_event(stack: StackEndpoints, ingest:
     assert key == b"space-a"  # partition key keeps one space's events in order
     assert parse_traceparent(headers["traceparent"]) == event.trace_id
     assert event.original.sha256 == hashlib.sha256(image).hexdigest() == body["sha256"]
-    assert "passwd" not in event.original.key and event.original.key.startswith(f"originals/{event.upload_id}/")
+    assert "passwd" not in event.original.key and event.original.key.startswith(
+        f"originals/{event.upload_id}/"
+    )
     stored = s3(stack).get_object(Bucket=event.original.bucket, Key=event.original.key)["Body"].read()
     assert hashlib.sha256(stored).hexdigest() == event.original.sha256
     assert event.original.content_type == "image/jpeg"
@@ -83,9 +93,11 @@ def test_bad_inputs_get_clear_answers_at_ingest(ingest: ServiceProcess, shared_d
     for row in rows:
         data = (bad / row["file"]).read_bytes()
         response = httpx.post(
-            f"{ingest.base_url}/v1/spaces/space-b/uploads", headers=token("space-b"),
-            files={"file": (row["file"], data, "application/octet-stream")}, timeout=60,
-        )  # fmt: skip
+            f"{ingest.base_url}/v1/spaces/space-b/uploads",
+            headers=token("space-b"),
+            files={"file": (row["file"], data, "application/octet-stream")},
+            timeout=60,
+        )
         assert response.status_code < 500, (row["file"], response.text)
         if row["ingest"] == "4xx":
             assert 400 <= response.status_code < 500, (row["file"], response.status_code)
@@ -112,35 +124,39 @@ def test_upload_requires_editor_of_the_space(ingest: ServiceProcess, headers: ob
     elif headers == "viewer":
         headers = token("space-a", role="viewer")
     response = httpx.post(
-        f"{ingest.base_url}/v1/spaces/space-a/uploads", headers=headers,  # type: ignore[arg-type]
+        f"{ingest.base_url}/v1/spaces/space-a/uploads",
+        headers=headers,  # type: ignore[arg-type]
         files={"file": ("x.jpg", b"\xff\xd8\xff", "image/jpeg")},
-    )  # fmt: skip
+    )
     assert response.status_code == status
 
 
 def test_presigned_upload_flow(stack: StackEndpoints, ingest: ServiceProcess, shared_dir: Path) -> None:
     image = (shared_dir / "avatar-images" / "accept_photo__bald-man-white-bg.jpg").read_bytes()
     start = httpx.post(
-        f"{ingest.base_url}/v1/spaces/space-p/uploads/presigned", headers=token("space-p"),
+        f"{ingest.base_url}/v1/spaces/space-p/uploads/presigned",
+        headers=token("space-p"),
         json={"content_type": "image/jpeg", "size": len(image)},
-    )  # fmt: skip
+    )
     assert start.status_code == 200, start.text
     grant = start.json()
     assert "X-Amz-Expires" in grant["put_url"] or "Expires" in grant["put_url"]
     put = httpx.put(grant["put_url"], content=image, headers={"content-type": "image/jpeg"})
     assert put.status_code == 200, put.text
     confirm = httpx.post(
-        f"{ingest.base_url}{grant['confirm_url']}", headers=token("space-p"),
+        f"{ingest.base_url}{grant['confirm_url']}",
+        headers=token("space-p"),
         json={"upload_ticket": grant["upload_ticket"]},
-    )  # fmt: skip
+    )
     assert confirm.status_code == 202, confirm.text
     event, _, _ = find_event(stack, grant["upload_id"])
     assert event.source == "presigned" and event.original.sha256 == hashlib.sha256(image).hexdigest()
     # A ticket for one space cannot confirm into another.
     other = httpx.post(
-        f"{ingest.base_url}/v1/spaces/space-q/uploads/{grant['upload_id']}/confirm", headers=token("space-q"),
+        f"{ingest.base_url}/v1/spaces/space-q/uploads/{grant['upload_id']}/confirm",
+        headers=token("space-q"),
         json={"upload_ticket": grant["upload_ticket"]},
-    )  # fmt: skip
+    )
     assert other.status_code == 401
 
 
@@ -149,10 +165,13 @@ def test_rate_limit_answers_429(stack: StackEndpoints, tmp_path: Path) -> None:
     proc = ServiceProcess("ingest", env, tmp_path / "ingest.log").start()
     try:
         codes = [
-            httpx.post(f"{proc.base_url}/v1/spaces/space-r/uploads", headers=token("space-r", sub="busy-editor"),
-                       files={"file": ("x.txt", b"hello", "text/plain")}).status_code
+            httpx.post(
+                f"{proc.base_url}/v1/spaces/space-r/uploads",
+                headers=token("space-r", sub="busy-editor"),
+                files={"file": ("x.txt", b"hello", "text/plain")},
+            ).status_code
             for _ in range(3)
-        ]  # fmt: skip
+        ]
         assert codes[:2] == [415, 415] and codes[2] == 429
     finally:
         proc.stop()
@@ -163,14 +182,20 @@ def test_publish_failure_leaves_nothing_behind(shared_dir: Path, tmp_path: Path)
     image = (shared_dir / "avatar-images" / "accept_photo__bald-man-white-bg.jpg").read_bytes()
     with DevStack(workdir=tmp_path / "stack") as local:
         assert local.endpoints is not None
-        env = {**local.endpoints.service_env(), "AVATARFLOW_MAX_ATTEMPTS": "2", "AVATARFLOW_RETRY_BACKOFF_INITIAL_S": "0.2"}
+        env = {
+            **local.endpoints.service_env(),
+            "AVATARFLOW_MAX_ATTEMPTS": "2",
+            "AVATARFLOW_RETRY_BACKOFF_INITIAL_S": "0.2",
+        }
         proc = ServiceProcess("ingest", env, tmp_path / "ingest.log").start()
         try:
             local.stop_component("tansu", kill=True)
             response = httpx.post(
-                f"{proc.base_url}/v1/spaces/space-x/uploads", headers=token("space-x"),
-                files={"file": ("a.jpg", image, "image/jpeg")}, timeout=120,
-            )  # fmt: skip
+                f"{proc.base_url}/v1/spaces/space-x/uploads",
+                headers=token("space-x"),
+                files={"file": ("a.jpg", image, "image/jpeg")},
+                timeout=120,
+            )
             assert response.status_code == 503, response.text
             listing = s3(local.endpoints).list_objects_v2(Bucket=local.endpoints.bucket, Prefix="originals/")
             assert listing.get("KeyCount", 0) == 0, json.dumps(listing, default=str)

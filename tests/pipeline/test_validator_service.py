@@ -12,9 +12,6 @@ import boto3
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
-from avatarflow.devstack import StackEndpoints
-from avatarflow.devstack.processes import ServiceProcess
-from avatarflow.devstack.topics import read_topic
 from avatarflow_contracts import (
     FaceRejected,
     FaceValidated,
@@ -28,6 +25,10 @@ from avatarflow_contracts import (
 from avatarflow_runtime.auth import mint_token
 from avatarflow_runtime.settings import ServiceSettings
 
+from avatarflow.devstack import StackEndpoints
+from avatarflow.devstack.processes import ServiceProcess
+from avatarflow.devstack.topics import read_topic
+
 pytestmark = pytest.mark.integration
 SECRET = ServiceSettings().jwt_secret.get_secret_value()
 FAST_GROUP_ENV = {
@@ -40,11 +41,19 @@ FAST_GROUP_ENV = {
 def put_original(stack: StackEndpoints, data: bytes, content_type: str = "image/jpeg") -> ObjectRef:
     key = f"platform-uploads/{uuid.uuid4()}"
     boto3.client(
-        "s3", endpoint_url=stack.s3_endpoint, aws_access_key_id=stack.s3_access_key,
-        aws_secret_access_key=stack.s3_secret_key, region_name="us-east-1",
-    ).put_object(Bucket=stack.bucket, Key=key, Body=data, ContentType=content_type)  # fmt: skip
-    return ObjectRef(bucket=stack.bucket, key=key, size=len(data), sha256=hashlib.sha256(data).hexdigest(),
-                     content_type=content_type)  # fmt: skip
+        "s3",
+        endpoint_url=stack.s3_endpoint,
+        aws_access_key_id=stack.s3_access_key,
+        aws_secret_access_key=stack.s3_secret_key,
+        region_name="us-east-1",
+    ).put_object(Bucket=stack.bucket, Key=key, Body=data, ContentType=content_type)
+    return ObjectRef(
+        bucket=stack.bucket,
+        key=key,
+        size=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        content_type=content_type,
+    )
 
 
 async def publish_uploads(stack: StackEndpoints, events: list[ImageUploaded]) -> None:
@@ -52,15 +61,18 @@ async def publish_uploads(stack: StackEndpoints, events: list[ImageUploaded]) ->
     await producer.start()
     try:
         for event in events:
-            await producer.send_and_wait(Topic.IMAGE_UPLOADED.value, encode_event(event), key=event.space_id.encode())
+            await producer.send_and_wait(
+                Topic.IMAGE_UPLOADED.value, encode_event(event), key=event.space_id.encode()
+            )
     finally:
         await producer.stop()
 
 
 def platform_event(ref: ObjectRef, space: str) -> ImageUploaded:
     """An image.uploaded produced by the platform's own upload flow (object already in S3)."""
-    return ImageUploaded(upload_id=uuid.uuid4(), space_id=space, editor_id="platform-editor", original=ref,
-                         source="platform")  # fmt: skip
+    return ImageUploaded(
+        upload_id=uuid.uuid4(), space_id=space, editor_id="platform-editor", original=ref, source="platform"
+    )
 
 
 def outcomes(stack: StackEndpoints, upload_ids: set[str], timeout_s: float = 180) -> dict[str, object]:
@@ -87,19 +99,28 @@ def outcomes(stack: StackEndpoints, upload_ids: set[str], timeout_s: float = 180
 
 @pytest.fixture(scope="module")
 def validator(stack: StackEndpoints, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
-    proc = ServiceProcess("validator", {**stack.service_env(), **FAST_GROUP_ENV},
-                          tmp_path_factory.mktemp("validator") / "validator.log").start()  # fmt: skip
+    proc = ServiceProcess(
+        "validator",
+        {**stack.service_env(), **FAST_GROUP_ENV},
+        tmp_path_factory.mktemp("validator") / "validator.log",
+    ).start()
     yield proc
     proc.stop()
 
 
-def test_platform_events_are_validated_or_rejected(stack: StackEndpoints, validator: ServiceProcess,
-                                                   shared_dir: Path) -> None:  # fmt: skip
+def test_platform_events_are_validated_or_rejected(
+    stack: StackEndpoints, validator: ServiceProcess, shared_dir: Path
+) -> None:
     images = shared_dir / "avatar-images"
-    good = platform_event(put_original(stack, (images / "accept_photo__man-suit-plain-bg.jpg").read_bytes()), "s-v1")
-    landscape = platform_event(put_original(stack, (images / "no_face__golden-gate-landscape.jpg").read_bytes()), "s-v1")
-    tiff = platform_event(put_original(stack, (shared_dir / "bad-inputs" / "portrait.tif").read_bytes(),
-                                       "image/tiff"), "s-v1")  # fmt: skip
+    good = platform_event(
+        put_original(stack, (images / "accept_photo__man-suit-plain-bg.jpg").read_bytes()), "s-v1"
+    )
+    landscape = platform_event(
+        put_original(stack, (images / "no_face__golden-gate-landscape.jpg").read_bytes()), "s-v1"
+    )
+    tiff = platform_event(
+        put_original(stack, (shared_dir / "bad-inputs" / "portrait.tif").read_bytes(), "image/tiff"), "s-v1"
+    )
     asyncio.run(publish_uploads(stack, [good, landscape, tiff]))
     found = outcomes(stack, {str(good.upload_id), str(landscape.upload_id), str(tiff.upload_id)})
 
@@ -117,24 +138,37 @@ def test_platform_events_are_validated_or_rejected(stack: StackEndpoints, valida
 def test_precheck_gives_the_same_decision(validator: ServiceProcess, shared_dir: Path) -> None:
     headers = {"authorization": f"Bearer {mint_token(SECRET, subject='e', space_id='s-pre')}"}
     image = (shared_dir / "avatar-images" / "eyes_occluded__man-dark-aviators.jpg").read_bytes()
-    response = httpx.post(f"{validator.base_url}/v1/spaces/s-pre/precheck", headers=headers,
-                          files={"file": ("a.jpg", image, "image/jpeg")}, timeout=60)  # fmt: skip
+    response = httpx.post(
+        f"{validator.base_url}/v1/spaces/s-pre/precheck",
+        headers=headers,
+        files={"file": ("a.jpg", image, "image/jpeg")},
+        timeout=60,
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["decision"] == "reject" and "eyes_occluded" in body["reasons"]
     assert body["editor_messages"] and body["scores"]
-    refused = httpx.post(f"{validator.base_url}/v1/spaces/s-pre/precheck", headers=headers,
-                         files={"file": ("a.pdf", b"%PDF-1.4 hello", "application/pdf")})  # fmt: skip
+    refused = httpx.post(
+        f"{validator.base_url}/v1/spaces/s-pre/precheck",
+        headers=headers,
+        files={"file": ("a.pdf", b"%PDF-1.4 hello", "application/pdf")},
+    )
     assert refused.status_code == 415
-    other = httpx.post(f"{validator.base_url}/v1/spaces/other/precheck", headers=headers,
-                       files={"file": ("a.jpg", image, "image/jpeg")})  # fmt: skip
+    other = httpx.post(
+        f"{validator.base_url}/v1/spaces/other/precheck",
+        headers=headers,
+        files={"file": ("a.jpg", image, "image/jpeg")},
+    )
     assert other.status_code == 403
 
 
-def test_two_validators_split_the_partitions(stack: StackEndpoints, validator: ServiceProcess, tmp_path: Path,
-                                             shared_dir: Path) -> None:  # fmt: skip
+def test_two_validators_split_the_partitions(
+    stack: StackEndpoints, validator: ServiceProcess, tmp_path: Path, shared_dir: Path
+) -> None:
     first_log_before = len(validator.log_tail(10**9))
-    second = ServiceProcess("validator", {**stack.service_env(), **FAST_GROUP_ENV}, tmp_path / "v2.log").start()
+    second = ServiceProcess(
+        "validator", {**stack.service_env(), **FAST_GROUP_ENV}, tmp_path / "v2.log"
+    ).start()
     try:
         image = (shared_dir / "avatar-images" / "accept_photo__bald-man-white-bg.jpg").read_bytes()
         ref = put_original(stack, image)

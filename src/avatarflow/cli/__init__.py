@@ -18,7 +18,8 @@ COMMAND_MODULES = (
     "avatarflow.cli.validation",  # check, eval
     "avatarflow.cli.matting",  # matting-eval
     "avatarflow.cli.render",  # render
-    "avatarflow.cli.ops",  # mint-token, rejections, replay-dlq
+    "avatarflow.cli.ops",  # mint-token, export-schemas, rejections, replay-dlq
+    "avatarflow.cli.demo",  # demo (the run command)
 )
 
 

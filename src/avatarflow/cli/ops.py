@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import base64
+import json
 import sys
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -14,9 +20,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     mint.add_argument("--ttl", type=int, default=3600)
     mint.set_defaults(handler=_mint_token)
 
-    export = subparsers.add_parser("export-schemas", help="write (or --check) the JSON Schemas and AsyncAPI docs")
+    export = subparsers.add_parser(
+        "export-schemas", help="write (or --check) the JSON Schemas and AsyncAPI docs"
+    )
     export.add_argument("--check", action="store_true", help="exit 1 if the committed files differ")
     export.set_defaults(handler=_export_schemas)
+
+    rejections = subparsers.add_parser(
+        "rejections", help="analytics example: consume face.rejected and print counts by reason code"
+    )
+    rejections.add_argument("--bootstrap", default=None, help="default: AVATARFLOW_KAFKA_BOOTSTRAP_SERVERS")
+    rejections.add_argument("--since", default="24h", help="ISO timestamp or a duration like 30m, 24h, 7d")
+    rejections.add_argument("--group", default=None, help="commit progress in this consumer group (optional)")
+    rejections.add_argument("--json", action="store_true")
+    rejections.set_defaults(handler=_rejections)
+
+    replay = subparsers.add_parser(
+        "replay-dlq", help="re-publish dead-lettered records to their topics after a fix"
+    )
+    replay.add_argument("--bootstrap", default=None)
+    replay.add_argument("--topic", default=None, help="only records that came from this topic")
+    replay.add_argument("--since", default=None, help="only records dead-lettered since (ISO or 30m/24h/7d)")
+    replay.add_argument("--error-type", default=None, help="only this error type, e.g. UnknownSchemaVersion")
+    replay.add_argument("--dry-run", action="store_true")
+    replay.set_defaults(handler=_replay_dlq)
 
 
 def _mint_token(args: argparse.Namespace) -> int:
@@ -54,4 +81,124 @@ def _export_schemas(args: argparse.Namespace) -> int:
     if args.check and drift:
         print("schemas differ from the models: run `avatarctl export-schemas`", file=sys.stderr)
         return 1
+    return 0
+
+
+def parse_since(value: str, now: datetime | None = None) -> datetime:
+    """'30m', '24h', '7d' or an ISO timestamp -> an aware UTC datetime."""
+    now = now or datetime.now(UTC)
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if value and value[-1] in units and value[:-1].isdigit():
+        return now - timedelta(seconds=int(value[:-1]) * units[value[-1]])
+    parsed = datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _bootstrap(value: str | None) -> str:
+    from avatarflow_runtime.settings import ServiceSettings
+
+    return value or ServiceSettings().kafka_bootstrap_servers
+
+
+def count_rejections(records: list[Any], since: datetime) -> tuple[Counter[str], int]:
+    """Reason-code counts over face.rejected records since a time (poison records are skipped)."""
+    from avatarflow_contracts import FaceRejected, PoisonEvent, decode_event
+
+    counts: Counter[str] = Counter()
+    uploads = 0
+    for record in records:
+        try:
+            event = decode_event(record.value, FaceRejected)
+        except PoisonEvent:
+            continue
+        if event.occurred_at < since:
+            continue
+        uploads += 1
+        counts.update(code.value for code in event.reasons)
+    return counts, uploads
+
+
+def _rejections(args: argparse.Namespace) -> int:
+    from avatarflow_contracts import Topic
+
+    from avatarflow.devstack.topics import read_topic
+
+    since = parse_since(args.since)
+    records = asyncio.run(
+        read_topic(_bootstrap(args.bootstrap), Topic.FACE_REJECTED.value, idle_s=2, timeout_s=120)
+    )
+    counts, uploads = count_rejections(records, since)
+    if args.group:
+        asyncio.run(_commit_group(_bootstrap(args.bootstrap), args.group, Topic.FACE_REJECTED.value, records))
+    if args.json:
+        print(
+            json.dumps({"since": since.isoformat(), "rejected_uploads": uploads, "by_reason": dict(counts)})
+        )
+    else:
+        print(f"face.rejected since {since.isoformat()}: {uploads} upload(s)")
+        for code, n in counts.most_common():
+            print(f"  {code:<18} {n}")
+    return 0
+
+
+async def _commit_group(bootstrap: str, group: str, topic: str, records: list[Any]) -> None:
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka.structs import OffsetAndMetadata
+
+    last: dict[int, int] = {}
+    for record in records:
+        last[record.partition] = max(last.get(record.partition, -1), record.offset)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign([TopicPartition(topic, p) for p in last])
+        await consumer.commit(
+            {TopicPartition(topic, p): OffsetAndMetadata(o + 1, "") for p, o in last.items()}
+        )
+    finally:
+        await consumer.stop()
+
+
+def _replay_dlq(args: argparse.Namespace) -> int:
+    from aiokafka import AIOKafkaProducer
+    from avatarflow_contracts import DeadLetter, Topic
+
+    from avatarflow.devstack.topics import read_topic
+
+    bootstrap = _bootstrap(args.bootstrap)
+    since = parse_since(args.since) if args.since else None
+    letters = []
+    for record in asyncio.run(read_topic(bootstrap, Topic.DEAD_LETTER.value, idle_s=2, timeout_s=120)):
+        letter = DeadLetter.model_validate_json(record.value)
+        if args.topic and letter.topic != args.topic:
+            continue
+        if since and letter.failed_at < since:
+            continue
+        if args.error_type and letter.error_type != args.error_type:
+            continue
+        letters.append(letter)
+
+    async def publish() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+        await producer.start()
+        try:
+            for letter in letters:
+                headers = [(k, base64.b64decode(v)) for k, v in letter.headers]
+                await producer.send_and_wait(
+                    letter.topic,
+                    base64.b64decode(letter.value_b64),
+                    key=base64.b64decode(letter.key_b64) if letter.key_b64 else None,
+                    headers=[*headers, ("replayed_from_dlq", str(letter.dead_letter_id).encode())],
+                )
+        finally:
+            await producer.stop()
+
+    for letter in letters:
+        print(
+            f"{'would replay' if args.dry_run else 'replay'} {letter.topic}[{letter.partition}]@{letter.offset} "
+            f"({letter.error_type})"
+        )
+    if not args.dry_run and letters:
+        asyncio.run(publish())
+    print(f"{len(letters)} record(s) {'selected' if args.dry_run else 'replayed'}")
     return 0

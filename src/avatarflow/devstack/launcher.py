@@ -225,9 +225,17 @@ class DevStack:
         data.mkdir(exist_ok=True)
         logs.mkdir(exist_ok=True)
         names = [
-            "master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port",
-            "filer.port.grpc", "s3.port", "s3.port.grpc", "admin.port", "admin.port.grpc",
-        ]  # fmt: skip
+            "master.port",
+            "master.port.grpc",
+            "volume.port",
+            "volume.port.grpc",
+            "filer.port",
+            "filer.port.grpc",
+            "s3.port",
+            "s3.port.grpc",
+            "admin.port",
+            "admin.port.grpc",
+        ]
         ports = dict(zip(names, _free_ports(len(names)), strict=True))
         argv = [
             str(weed_binary()),
@@ -262,10 +270,13 @@ class DevStack:
         argv = [
             str(tansu_binary()),
             "broker",
-            "--listener-url", url,
-            "--advertised-listener-url", url,
-            "--storage-engine", storage,
-        ]  # fmt: skip
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            storage,
+        ]
         env = {
             **_base_env(),
             "AWS_ENDPOINT": s3_endpoint,

@@ -32,7 +32,9 @@ async def read_topic(
     timeout_s: float = 30.0,
     until: Callable[[list[Record]], bool] | None = None,
 ) -> list[Record]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
     await consumer.start()
     records: list[Record] = []
     try:

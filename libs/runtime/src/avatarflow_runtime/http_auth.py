@@ -11,7 +11,10 @@ from .settings import ServiceSettings
 def principal_from_request(request: Request, settings: ServiceSettings) -> Principal:
     token = bearer_token(request.headers.get("authorization"))
     return verify_token(
-        token, settings.jwt_secret.get_secret_value(), issuer=settings.jwt_issuer, audience=settings.jwt_audience
+        token,
+        settings.jwt_secret.get_secret_value(),
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
     )
 
 

@@ -72,7 +72,10 @@ class EventBus:
         """Register a publisher so it appears (with its payload schema) in the AsyncAPI document."""
         if topic.value not in self._publishers:
             self._publishers[topic.value] = self.broker.publisher(
-                topic.value, schema=schema, title=f"{self.service}:{topic.value}:publish", description=description
+                topic.value,
+                schema=schema,
+                title=f"{self.service}:{topic.value}:publish",
+                description=description,
             )
 
     async def _send(self, topic: str, value: bytes, key: bytes | None, headers: dict[str, str]) -> None:
@@ -86,7 +89,7 @@ class EventBus:
                     await self.broker.publish(value, topic=topic, key=key, headers=headers)
                 metrics.EVENTS_PUBLISHED.labels(self.service, topic).inc()
                 return
-            except (KafkaError, OSError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, KafkaError, OSError) as exc:
                 if attempt >= len(delays):
                     raise TransientError(f"publish to {topic} failed: {type(exc).__name__}") from exc
                 metrics.RETRIES.labels(self.service, "publish").inc()
@@ -126,8 +129,14 @@ class EventBus:
             {"content-type": "application/json", "error_type": error_type, "source_topic": record.topic},
         )
         metrics.DEAD_LETTERS.labels(self.service, error_type).inc()
-        log.warning("dead_lettered", topic=record.topic, partition=record.partition, offset=record.offset,
-                    error_type=error_type, error=str(error)[:500])
+        log.warning(
+            "dead_lettered",
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            error_type=error_type,
+            error=str(error)[:500],
+        )
 
 
 Handler = Callable[[InT], Awaitable[list[Envelope]]]
@@ -145,7 +154,9 @@ class StageSpec(Generic[InT]):
     on_failure: FailureFactory[InT] | None = None
 
 
-def stage_consumer(broker: KafkaBroker, bus: EventBus, settings: ServiceSettings, spec: StageSpec[InT]) -> Any:
+def stage_consumer(
+    broker: KafkaBroker, bus: EventBus, settings: ServiceSettings, spec: StageSpec[InT]
+) -> Any:
     """Register the FastStream subscriber for one stage and return it."""
     service = settings.service_name
 
@@ -166,19 +177,27 @@ def stage_consumer(broker: KafkaBroker, bus: EventBus, settings: ServiceSettings
     return consume
 
 
-async def process_record(message: KafkaMessage, *, bus: EventBus, settings: ServiceSettings, spec: StageSpec[InT]) -> None:
+async def process_record(
+    message: KafkaMessage, *, bus: EventBus, settings: ServiceSettings, spec: StageSpec[InT]
+) -> None:
     service = settings.service_name
     topic = spec.topic.value
     raw: bytes = message.raw_message.value or b""
     try:
         event = decode_event(raw, spec.model)
     except PoisonEvent as exc:
-        await _settle(message, bus.dead_letter(message, error=exc, error_type=type(exc).__name__, attempts=1), settings)
+        await _settle(
+            message, bus.dead_letter(message, error=exc, error_type=type(exc).__name__, attempts=1), settings
+        )
         metrics.EVENTS_CONSUMED.labels(service, topic, "dead_lettered").inc()
         return
 
-    bound = log.bind(upload_id=str(event.upload_id), space_id=event.space_id, trace_id=event.trace_id,
-                     event_id=str(event.event_id))
+    bound = log.bind(
+        upload_id=str(event.upload_id),
+        space_id=event.space_id,
+        trace_id=event.trace_id,
+        event_id=str(event.event_id),
+    )
     metrics.IN_FLIGHT.labels(service).inc()
     started = time.perf_counter()
     try:
@@ -191,7 +210,9 @@ async def process_record(message: KafkaMessage, *, bus: EventBus, settings: Serv
         failure_event = spec.on_failure(event, failure, attempts) if spec.on_failure else None
 
         async def give_up() -> None:
-            await bus.dead_letter(message, error=failure, error_type=type(failure).__name__, attempts=attempts)
+            await bus.dead_letter(
+                message, error=failure, error_type=type(failure).__name__, attempts=attempts
+            )
             if failure_event is not None:
                 await bus.publish(failure_event)
 
@@ -212,7 +233,7 @@ async def _run_with_retries(
         attempt += 1
         try:
             return await spec.handle(event), None, attempt
-        except PermanentError as exc:
+        except (PermanentError, PoisonEvent) as exc:  # retrying cannot help
             return [], exc, attempt
         except Exception as exc:  # TransientError or an unexpected fault: retry, bounded
             if attempt > len(delays):

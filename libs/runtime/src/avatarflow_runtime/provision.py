@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -21,7 +22,10 @@ async def create_topics(bootstrap: str, *, partitions: int, replication_factor: 
         if missing:
             try:
                 await admin.create_topics(
-                    [NewTopic(name, num_partitions=partitions, replication_factor=replication_factor) for name in missing]
+                    [
+                        NewTopic(name, num_partitions=partitions, replication_factor=replication_factor)
+                        for name in missing
+                    ]
                 )
             except TopicAlreadyExistsError:
                 pass  # another provisioner won the race: fine
@@ -39,7 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     from .settings import ServiceSettings
 
     bootstrap = args.bootstrap or ServiceSettings().kafka_bootstrap_servers
-    created = asyncio.run(create_topics(bootstrap, partitions=args.partitions, replication_factor=args.replication_factor))
+    created = asyncio.run(
+        create_topics(bootstrap, partitions=args.partitions, replication_factor=args.replication_factor)
+    )
     print(f"created {len(created)} topic(s): {', '.join(created) or '-'}")
     return 0
 

@@ -76,7 +76,9 @@ class ServiceRuntime:
             raise RuntimeError("broker not reachable")
 
     def asyncapi(self, title: str, description: str) -> dict[str, Any]:
-        spec = AsyncAPI(self.broker, title=title, version="1.0.0", description=description, schema_version="3.0.0")
+        spec = AsyncAPI(
+            self.broker, title=title, version="1.0.0", description=description, schema_version="3.0.0"
+        )
         return json.loads(spec.to_specification().to_json())
 
     @asynccontextmanager
@@ -136,7 +138,9 @@ def health_router(runtime: ServiceRuntime) -> APIRouter:
             except Exception as exc:
                 ok = False
                 results[name] = f"unavailable ({type(exc).__name__})"
-        return JSONResponse({"status": "ready" if ok else "not_ready", "checks": results}, status_code=200 if ok else 503)
+        return JSONResponse(
+            {"status": "ready" if ok else "not_ready", "checks": results}, status_code=200 if ok else 503
+        )
 
     @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
     async def metrics_endpoint() -> Response:
@@ -149,7 +153,9 @@ def install_auth_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AuthError)
     async def _unauthorized(_request: Request, exc: AuthError) -> JSONResponse:
         return JSONResponse(
-            {"error": "unauthorized", "detail": str(exc)}, status_code=401, headers={"WWW-Authenticate": "Bearer"}
+            {"error": "unauthorized", "detail": str(exc)},
+            status_code=401,
+            headers={"WWW-Authenticate": "Bearer"},
         )
 
     @app.exception_handler(Forbidden)

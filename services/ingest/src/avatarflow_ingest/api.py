@@ -1,22 +1,21 @@
 """HTTP upload API: multipart upload and the presigned (direct-to-S3) flow."""
 
-
 import uuid
 from typing import Annotated, Literal
 
 import jwt
-from avatarflow_contracts import ImageUploaded, ObjectRef, Topic, new_trace_id
+from avatarflow_contracts import ImageUploaded, ObjectRef, new_trace_id
+from avatarflow_imaging.admission import Refusal, admit
 from avatarflow_runtime.auth import AuthError, Principal
 from avatarflow_runtime.errors import PermanentError, TransientError
 from avatarflow_runtime.http_auth import editor_of
+from avatarflow_runtime.keys import original_key
 from avatarflow_runtime.logging import get_logger
 from avatarflow_runtime.service import ServiceRuntime
 from fastapi import APIRouter, Depends, File, Path, Request, UploadFile
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from avatarflow_imaging.admission import Refusal, admit
-from avatarflow_runtime.keys import original_key
 from .ratelimit import RateLimiter
 from .settings import IngestSettings
 
@@ -43,7 +42,9 @@ class PresignRequest(BaseModel):
 
 class PresignedUpload(BaseModel):
     upload_id: uuid.UUID
-    put_url: str = Field(description="PUT the file here with the same Content-Type, before expires_in seconds")
+    put_url: str = Field(
+        description="PUT the file here with the same Content-Type, before expires_in seconds"
+    )
     expires_in: int
     upload_ticket: str = Field(description="send back to the confirm endpoint")
     confirm_url: str
@@ -54,9 +55,15 @@ class ConfirmRequest(BaseModel):
 
 
 ERROR_RESPONSES = {
-    400: {"model": ErrorBody}, 401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 413: {"model": ErrorBody},
-    415: {"model": ErrorBody}, 422: {"model": ErrorBody}, 429: {"model": ErrorBody}, 503: {"model": ErrorBody},
-}  # fmt: skip
+    400: {"model": ErrorBody},
+    401: {"model": ErrorBody},
+    403: {"model": ErrorBody},
+    413: {"model": ErrorBody},
+    415: {"model": ErrorBody},
+    422: {"model": ErrorBody},
+    429: {"model": ErrorBody},
+    503: {"model": ErrorBody},
+}
 
 
 def build_router(runtime: ServiceRuntime, settings: IngestSettings) -> APIRouter:
@@ -87,7 +94,9 @@ def build_router(runtime: ServiceRuntime, settings: IngestSettings) -> APIRouter
             await runtime.bus.publish(event)
             return None
         except Exception as exc:
-            log.error("publish_failed_undoing_upload", upload_id=str(event.upload_id), error=type(exc).__name__)
+            log.error(
+                "publish_failed_undoing_upload", upload_id=str(event.upload_id), error=type(exc).__name__
+            )
             try:
                 await store.delete(event.original.key)
             except Exception:
@@ -136,7 +145,9 @@ def build_router(runtime: ServiceRuntime, settings: IngestSettings) -> APIRouter
             return refusal(exc)
         upload_id = uuid.uuid4()
         try:
-            ref = await store.put_bytes(original_key(upload_id, admitted.content_type), data, admitted.content_type)
+            ref = await store.put_bytes(
+                original_key(upload_id, admitted.content_type), data, admitted.content_type
+            )
         except (TransientError, PermanentError) as exc:
             log.error("store_failed", error=str(exc))
             return JSONResponse(
@@ -145,9 +156,13 @@ def build_router(runtime: ServiceRuntime, settings: IngestSettings) -> APIRouter
                 headers={"Retry-After": "5"},
             )
         event = ImageUploaded(
-            upload_id=upload_id, space_id=space_id, editor_id=principal.subject, original=ref, source="ingest",
+            upload_id=upload_id,
+            space_id=space_id,
+            editor_id=principal.subject,
+            original=ref,
+            source="ingest",
             trace_id=new_trace_id(),
-        )  # fmt: skip
+        )
         if (failed := await publish_or_undo(event)) is not None:
             return failed
         log.info("upload_accepted", upload_id=str(upload_id), space_id=space_id, size=ref.size)
@@ -171,12 +186,18 @@ def build_router(runtime: ServiceRuntime, settings: IngestSettings) -> APIRouter
         key = original_key(upload_id, content_type)
         expires = settings.ingest_presigned_expiry_s
         ticket = jwt.encode(
-            {"upload_id": str(upload_id), "space_id": space_id, "sub": principal.subject, "key": key,
-             "content_type": content_type, "purpose": "presigned-upload",
-             "exp": int(__import__("time").time()) + expires},
+            {
+                "upload_id": str(upload_id),
+                "space_id": space_id,
+                "sub": principal.subject,
+                "key": key,
+                "content_type": content_type,
+                "purpose": "presigned-upload",
+                "exp": int(__import__("time").time()) + expires,
+            },
             settings.jwt_secret.get_secret_value(),
             algorithm="HS256",
-        )  # fmt: skip
+        )
         result = PresignedUpload(
             upload_id=upload_id,
             put_url=store.presign_put(key, content_type, expires),
@@ -200,7 +221,9 @@ def build_router(runtime: ServiceRuntime, settings: IngestSettings) -> APIRouter
         principal: Annotated[Principal, Depends(editor)],
     ) -> JSONResponse:
         try:
-            ticket = jwt.decode(body.upload_ticket, settings.jwt_secret.get_secret_value(), algorithms=["HS256"])
+            ticket = jwt.decode(
+                body.upload_ticket, settings.jwt_secret.get_secret_value(), algorithms=["HS256"]
+            )
         except jwt.PyJWTError as exc:
             raise AuthError("invalid or expired upload ticket") from exc
         if (
@@ -211,28 +234,38 @@ def build_router(runtime: ServiceRuntime, settings: IngestSettings) -> APIRouter
         ):
             raise AuthError("upload ticket does not match this upload")
         key = str(ticket["key"])
-        probe = ObjectRef(bucket=store.bucket, key=key, size=0, sha256="0" * 64, content_type=ticket["content_type"])
+        probe = ObjectRef(
+            bucket=store.bucket, key=key, size=0, sha256="0" * 64, content_type=ticket["content_type"]
+        )
         try:
             data = await _read_capped(store, probe, settings.ingest_max_upload_bytes)
         except PermanentError as exc:
             code = 413 if exc.code == "object_too_large" else 404
             return refusal(Refusal(code, exc.code, "The uploaded file was not found or is too large."))
         except TransientError:
-            return JSONResponse({"error": "temporarily_unavailable", "detail": "Storage unavailable."}, status_code=503)
+            return JSONResponse(
+                {"error": "temporarily_unavailable", "detail": "Storage unavailable."}, status_code=503
+            )
         try:
             admitted = admit(
-                data, max_bytes=settings.ingest_max_upload_bytes, max_pixels=settings.ingest_max_pixels,
+                data,
+                max_bytes=settings.ingest_max_upload_bytes,
+                max_pixels=settings.ingest_max_pixels,
                 max_side=settings.ingest_max_side,
-            )  # fmt: skip
+            )
         except Refusal as exc:
             await store.delete(key)
             return refusal(exc)
         # Re-store with our own metadata (sha256) so downstream integrity checks hold.
         ref = await store.put_bytes(key, data, admitted.content_type)
         event = ImageUploaded(
-            upload_id=upload_id, space_id=space_id, editor_id=principal.subject, original=ref, source="presigned",
+            upload_id=upload_id,
+            space_id=space_id,
+            editor_id=principal.subject,
+            original=ref,
+            source="presigned",
             event_id=uuid.uuid5(upload_id, "image.uploaded"),
-        )  # fmt: skip
+        )
         if (failed := await publish_or_undo(event)) is not None:
             return failed
         return accepted(event)

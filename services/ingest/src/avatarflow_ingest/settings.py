@@ -1,8 +1,7 @@
 from __future__ import annotations
 
-from pydantic import Field
-
 from avatarflow_runtime.settings import ServiceSettings
+from pydantic import Field
 
 
 class IngestSettings(ServiceSettings):

@@ -89,7 +89,9 @@ def score(labels: Iterable[Label], decisions: dict[str, Decision]) -> Report:
             right = reason_right
             for code in label.reasons | reported:
                 row = report.confusion.setdefault(code, [0, 0, 0])
-                row[0 if code in label.reasons and code in reported else 1 if code in label.reasons else 2] += 1
+                row[
+                    0 if code in label.reasons and code in reported else 1 if code in label.reasons else 2
+                ] += 1
         elif not decision.accepted:
             for code in reported:
                 report.confusion.setdefault(code, [0, 0, 0])[2] += 1
@@ -130,11 +132,12 @@ def decide_all(
 
 
 def format_report(name: str, report: Report) -> str:
+    r = report
     lines = [
         f"== {name} ==",
-        f"decision accuracy          {report.decision_accuracy:6.1%}  ({report.decisions_right}/{report.total})",
-        f"reason accuracy on rejects {report.reason_accuracy:6.1%}  ({report.reasons_right}/{report.rejects})",
-        f"false rejects of good      {report.false_reject_rate:6.1%}  ({report.good_rejected}/{report.good})",
+        f"decision accuracy          {r.decision_accuracy:6.1%}  ({r.decisions_right}/{r.total})",
+        f"reason accuracy on rejects {r.reason_accuracy:6.1%}  ({r.reasons_right}/{r.rejects})",
+        f"false rejects of good      {r.false_reject_rate:6.1%}  ({r.good_rejected}/{r.good})",
         f"{'reason':18s} {'hit':>4s} {'missed':>6s} {'extra':>5s}",
     ]
     for code in sorted(report.confusion):

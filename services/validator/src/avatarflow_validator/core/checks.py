@@ -50,9 +50,7 @@ def face_confirmed(analysis: FaceAnalysis, thresholds: ValidatorThresholds) -> f
     cx, cy = main.center
     agreeing = {main.model}
     agreeing.update(
-        d.model
-        for d in analysis.raw_detections
-        if d.x <= cx <= d.x + d.width and d.y <= cy <= d.y + d.height
+        d.model for d in analysis.raw_detections if d.x <= cx <= d.x + d.width and d.y <= cy <= d.y + d.height
     )
     return 1.0 if len(agreeing) >= 2 else main.score
 
@@ -81,7 +79,9 @@ def check_resolution(
     """Inter-ocular distance and image short side, both in ORIGINAL image pixels."""
     iod_original = lm.inter_ocular(landmarks) / max(scale, 1e-9)
     return [
-        result("inter_ocular_px", ReasonCode.LOW_RESOLUTION, iod_original, thresholds.min_inter_ocular_px, "<"),
+        result(
+            "inter_ocular_px", ReasonCode.LOW_RESOLUTION, iod_original, thresholds.min_inter_ocular_px, "<"
+        ),
         result(
             "image_short_side_px",
             ReasonCode.LOW_RESOLUTION,
@@ -92,7 +92,9 @@ def check_resolution(
     ]
 
 
-def check_sharpness(rgb: np.ndarray, landmarks: np.ndarray, thresholds: ValidatorThresholds) -> list[CheckResult]:
+def check_sharpness(
+    rgb: np.ndarray, landmarks: np.ndarray, thresholds: ValidatorThresholds
+) -> list[CheckResult]:
     grey = ms.grey(rgb)
     face = ms.square_face_crop(grey, landmarks)
     if face.size == 0:
@@ -105,20 +107,46 @@ def check_sharpness(rgb: np.ndarray, landmarks: np.ndarray, thresholds: Validato
     ]
 
 
-def check_lighting(rgb: np.ndarray, landmarks: np.ndarray, thresholds: ValidatorThresholds) -> list[CheckResult]:
+def check_lighting(
+    rgb: np.ndarray, landmarks: np.ndarray, thresholds: ValidatorThresholds
+) -> list[CheckResult]:
     shadows, highlights = ms.face_lstar_percentiles(rgb, landmarks)
     light = ms.lighting(rgb, landmarks)
     return [
-        result("face_highlights_lstar", ReasonCode.POOR_LIGHTING, highlights, thresholds.min_face_highlight_lstar, "<"),
-        result("face_shadows_lstar", ReasonCode.POOR_LIGHTING, shadows, thresholds.max_face_shadow_lstar, ">"),
-        result("face_clipped", ReasonCode.POOR_LIGHTING, light.clipped_fraction, thresholds.max_clipped_fraction, ">"),
-        result("face_side_balance", ReasonCode.POOR_LIGHTING, light.side_balance, thresholds.min_side_balance, "<"),
+        result(
+            "face_highlights_lstar",
+            ReasonCode.POOR_LIGHTING,
+            highlights,
+            thresholds.min_face_highlight_lstar,
+            "<",
+        ),
+        result(
+            "face_shadows_lstar", ReasonCode.POOR_LIGHTING, shadows, thresholds.max_face_shadow_lstar, ">"
+        ),
+        result(
+            "face_clipped",
+            ReasonCode.POOR_LIGHTING,
+            light.clipped_fraction,
+            thresholds.max_clipped_fraction,
+            ">",
+        ),
+        result(
+            "face_side_balance",
+            ReasonCode.POOR_LIGHTING,
+            light.side_balance,
+            thresholds.min_side_balance,
+            "<",
+        ),
     ]
 
 
 def check_eyes(rgb: np.ndarray, landmarks: np.ndarray, thresholds: ValidatorThresholds) -> CheckResult:
     return result(
-        "eye_contrast", ReasonCode.EYES_OCCLUDED, ms.eye_contrast(rgb, landmarks), thresholds.min_eye_contrast, "<"
+        "eye_contrast",
+        ReasonCode.EYES_OCCLUDED,
+        ms.eye_contrast(rgb, landmarks),
+        thresholds.min_eye_contrast,
+        "<",
     )
 
 
@@ -148,7 +176,9 @@ def check_background(rgb: np.ndarray, landmarks: np.ndarray, thresholds: Validat
     )
 
 
-def illustration_hint(rgb: np.ndarray, landmarks: np.ndarray, thresholds: ValidatorThresholds) -> tuple[bool, float]:
+def illustration_hint(
+    rgb: np.ndarray, landmarks: np.ndarray, thresholds: ValidatorThresholds
+) -> tuple[bool, float]:
     face = ms.square_face_crop(ms.grey(rgb), landmarks)
     noise = ms.noise_level(ms.resampled(face, ms.FACE_CROP_SIZE)) if face.size else 0.0
     return noise < thresholds.illustration_max_noise, noise

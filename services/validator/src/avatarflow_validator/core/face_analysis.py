@@ -14,12 +14,12 @@ from dataclasses import dataclass
 os.environ.setdefault("GLOG_minloglevel", "2")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-from mediapipe.python.solutions import face_detection as mp_face_detection  # noqa: E402
-from mediapipe.python.solutions import face_mesh as mp_face_mesh  # noqa: E402
+import cv2
+import numpy as np
+from mediapipe.python.solutions import face_detection as mp_face_detection
+from mediapipe.python.solutions import face_mesh as mp_face_mesh
 
-from . import landmarks as lm  # noqa: E402
+from . import landmarks as lm
 
 
 @dataclass(frozen=True)
@@ -110,14 +110,22 @@ _MODEL_POINTS = np.array(
     ],
     dtype=np.float64,
 )
-_MODEL_LANDMARKS = (lm.NOSE_TIP, lm.CHIN, lm.EYE_OUTER_IMAGE_LEFT, lm.EYE_OUTER_IMAGE_RIGHT, *lm.MOUTH_CORNERS)
+_MODEL_LANDMARKS = (
+    lm.NOSE_TIP,
+    lm.CHIN,
+    lm.EYE_OUTER_IMAGE_LEFT,
+    lm.EYE_OUTER_IMAGE_RIGHT,
+    *lm.MOUTH_CORNERS,
+)
 
 
 def head_pose(landmarks: np.ndarray, image_width: int, image_height: int) -> HeadPoseDegrees | None:
     """Yaw, pitch, roll (degrees) of the canonical head fitted to six mesh landmarks by solvePnP."""
     image_points = landmarks[list(_MODEL_LANDMARKS), :2].astype(np.float64)
     focal = float(max(image_width, image_height))
-    camera = np.array([[focal, 0, image_width / 2], [0, focal, image_height / 2], [0, 0, 1]], dtype=np.float64)
+    camera = np.array(
+        [[focal, 0, image_width / 2], [0, focal, image_height / 2], [0, 0, 1]], dtype=np.float64
+    )
     # Start from a frontal head at the distance its eye span implies: without a guess the
     # iterative solver sometimes lands on the mirrored solution (head behind the camera, roll 180).
     eye_span = max(float(np.linalg.norm(image_points[3] - image_points[2])), 1.0)
@@ -125,7 +133,11 @@ def head_pose(landmarks: np.ndarray, image_width: int, image_height: int) -> Hea
     nose = image_points[0]
     rvec = np.zeros((3, 1), dtype=np.float64)
     tvec = np.array(
-        [[(nose[0] - image_width / 2) * distance / focal], [(nose[1] - image_height / 2) * distance / focal], [distance]],
+        [
+            [(nose[0] - image_width / 2) * distance / focal],
+            [(nose[1] - image_height / 2) * distance / focal],
+            [distance],
+        ],
         dtype=np.float64,
     )
     ok, rvec, _ = cv2.solvePnP(
@@ -217,7 +229,9 @@ class FaceAnalyzer:
         factor = 1.0
         if side_px > self.MESH_CROP_MAX_SIDE:
             factor = self.MESH_CROP_MAX_SIDE / side_px
-            crop = cv2.resize(crop, (self.MESH_CROP_MAX_SIDE, self.MESH_CROP_MAX_SIDE), interpolation=cv2.INTER_AREA)
+            crop = cv2.resize(
+                crop, (self.MESH_CROP_MAX_SIDE, self.MESH_CROP_MAX_SIDE), interpolation=cv2.INTER_AREA
+            )
         result = self._mesh.process(np.ascontiguousarray(crop))
         if not result.multi_face_landmarks:
             return None

@@ -29,8 +29,48 @@ FACE_OVAL = (
     152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109,
 )  # fmt: skip
 # Face oval split down the midline (forehead 10 to chin 152) for the left/right lighting balance.
-FACE_HALF_IMAGE_LEFT = (10, 109, 67, 103, 54, 21, 162, 127, 234, 93, 132, 58, 172, 136, 150, 149, 176, 148, 152)
-FACE_HALF_IMAGE_RIGHT = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152)
+FACE_HALF_IMAGE_LEFT = (
+    10,
+    109,
+    67,
+    103,
+    54,
+    21,
+    162,
+    127,
+    234,
+    93,
+    132,
+    58,
+    172,
+    136,
+    150,
+    149,
+    176,
+    148,
+    152,
+)
+FACE_HALF_IMAGE_RIGHT = (
+    10,
+    338,
+    297,
+    332,
+    284,
+    251,
+    389,
+    356,
+    454,
+    323,
+    361,
+    288,
+    397,
+    365,
+    379,
+    378,
+    400,
+    377,
+    152,
+)
 # Lower face below the nose (a mask's area): cheeks under the nose line down to the chin.
 LOWER_FACE = (
     205, 36, 142, 129, 98, 97, 2, 326, 327, 358, 371, 266, 425, 411, 416, 394, 395, 369, 396,

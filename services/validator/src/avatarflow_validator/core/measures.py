@@ -189,7 +189,9 @@ def background_edge_density(rgb: np.ndarray, landmarks: np.ndarray) -> float:
     luminance = grey(rgb)
     if small_scale < 1.0:
         luminance = cv2.resize(
-            luminance, (max(1, round(width * small_scale)), max(1, round(height * small_scale))), cv2.INTER_AREA
+            luminance,
+            (max(1, round(width * small_scale)), max(1, round(height * small_scale))),
+            cv2.INTER_AREA,
         )
     edges = cv2.Canny(cv2.GaussianBlur(luminance, (3, 3), 0), 60, 150) > 0
     x, y, w, h = (v * small_scale for v in lm.face_box(landmarks))
@@ -199,7 +201,12 @@ def background_edge_density(rgb: np.ndarray, landmarks: np.ndarray) -> float:
     cv2.ellipse(person, (round(cx), round(y + h / 2)), (round(w * 0.85), round(h * 0.9)), 0, 0, 360, 1, -1)
     bottom = edges.shape[0]
     shoulders = np.array(
-        [[cx - w * 0.6, y + h * 0.9], [cx + w * 0.6, y + h * 0.9], [cx + w * 1.8, bottom], [cx - w * 1.8, bottom]]
+        [
+            [cx - w * 0.6, y + h * 0.9],
+            [cx + w * 0.6, y + h * 0.9],
+            [cx + w * 1.8, bottom],
+            [cx - w * 1.8, bottom],
+        ]
     )
     cv2.fillPoly(person, [np.round(shoulders).astype(np.int32)], 1)
     background = person == 0

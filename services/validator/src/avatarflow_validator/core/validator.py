@@ -95,7 +95,9 @@ def face_geometry(analysis: FaceAnalysis, score: float) -> FaceGeometry:
     )
 
 
-def _rejection(reason: ReasonCode, checks_run: list[CheckResult], image: DecodedImage | None) -> ValidationOutcome:
+def _rejection(
+    reason: ReasonCode, checks_run: list[CheckResult], image: DecodedImage | None
+) -> ValidationOutcome:
     return ValidationOutcome(
         accepted=False,
         reasons=[reason],

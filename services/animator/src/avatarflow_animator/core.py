@@ -1,0 +1,225 @@
+"""Pure core of the animator: cut-out + face geometry in, avatar pack (files as bytes) out.
+
+No I/O, no broker: the service uploads ``AvatarPack.files`` and publishes AvatarRendered with
+``execution_provider``, ``render_seconds`` and ``encode_seconds`` from the pack.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from avatarflow_contracts import FaceGeometry
+from avatarflow_contracts.manifest import (
+    OVR_VISEMES,
+    AnchorPoint,
+    Anchors,
+    AtlasCell,
+    AvatarManifest,
+    BlinkEvent,
+    CanvasSize,
+    IdleLoop,
+    PreviewClip,
+    RendererInfo,
+    StillAsset,
+    TimedViseme,
+    VisemeAtlas,
+    VisemeCell,
+)
+
+from .encode import VP9_PIXEL_FORMAT, WEBM_CONTENT_TYPE, encode_png, encode_webm, tile_atlas
+from .poses import REST, VISEME_POSES, FacePose
+from .renderer import AvatarRenderer, OnnxWarpRenderer, RenderedFrames, RenderRequest
+from .timeline import Blink, idle_poses, preview_poses
+from .visemes import text_to_visemes
+
+OUTPUT_SIZE = 512
+FPS = 25
+IDLE_SECONDS = 4.0
+ATLAS_COLUMNS = 6
+# Non-viseme atlas cells, after the 15 visemes.
+EXTRA_CELLS: dict[str, FacePose] = {"eyes_half": FacePose(blink=0.5), "eyes_closed": FacePose(blink=1.0)}
+
+MANIFEST_FILE = "manifest.json"
+IDLE_FILE = "idle.webm"
+ATLAS_FILE = "visemes.png"
+PREVIEW_FILE = "preview.webm"
+POSTER_FILE = "poster.png"
+DEFAULT_PREVIEW_TEXT = "Hello! I am your new avatar."
+
+__all__ = [
+    "OUTPUT_SIZE",
+    "AvatarPack",
+    "AvatarRenderer",
+    "OnnxWarpRenderer",
+    "RenderRequest",
+    "RenderedFrames",
+    "downscale_cutout",
+    "render_pack",
+    "scale_face",
+    "text_to_visemes",
+]
+
+
+@dataclass(frozen=True)
+class AvatarPack:
+    files: dict[str, bytes]
+    manifest: AvatarManifest
+    execution_provider: str
+    render_seconds: float
+    encode_seconds: float
+
+
+def downscale_cutout(rgba: np.ndarray, size: int = OUTPUT_SIZE) -> np.ndarray:
+    """Area-average resize in premultiplied space, so edges never pick up hidden background."""
+    rgba = np.asarray(rgba)
+    if rgba.ndim != 3 or rgba.shape[2] != 4 or rgba.dtype != np.uint8 or rgba.shape[0] != rgba.shape[1]:
+        raise ValueError(f"cut-out must be square RGBA uint8, got {rgba.shape} {rgba.dtype}")
+    if rgba.shape[0] == size:
+        return rgba.copy()
+    alpha = rgba[..., 3:4].astype(np.float32) / 255.0
+    premultiplied = np.concatenate([rgba[..., :3].astype(np.float32) * alpha, alpha * 255.0], axis=2)
+    small = cv2.resize(premultiplied, (size, size), interpolation=cv2.INTER_AREA)
+    small_alpha = small[..., 3:4] / 255.0
+    rgb = np.where(small_alpha > 0, small[..., :3] / np.maximum(small_alpha, 1e-6), 0.0)
+    return np.clip(np.concatenate([rgb, small[..., 3:4]], axis=2) + 0.5, 0, 255).astype(np.uint8)
+
+
+def scale_face(face: FaceGeometry, size: int) -> FaceGeometry:
+    """The geometry of a square canvas mapped onto a ``size`` x ``size`` canvas."""
+    if face.image_width != face.image_height:
+        raise ValueError("the cut-out canvas must be square")
+    k = size / face.image_width
+
+    def box(b):  # noqa: ANN001, ANN202
+        return b.model_copy(update={"x": b.x * k, "y": b.y * k, "width": b.width * k, "height": b.height * k})
+
+    def point(p):  # noqa: ANN001, ANN202
+        return p.model_copy(update={"x": p.x * k, "y": p.y * k})
+
+    return face.model_copy(
+        update={
+            "image_width": size,
+            "image_height": size,
+            "box": box(face.box),
+            "suggested_crop": box(face.suggested_crop),
+            "landmarks": [(x * k, y * k, z * k) for x, y, z in face.landmarks],
+            "left_eye": point(face.left_eye),
+            "right_eye": point(face.right_eye),
+            "mouth_center": point(face.mouth_center),
+        }
+    )
+
+
+def _blink_events(blinks: list[Blink]) -> list[BlinkEvent]:
+    return [
+        BlinkEvent(start_frame=b.start_frame, closed_frames=list(b.closed_frames), end_frame=b.end_frame)
+        for b in blinks
+    ]
+
+
+def _atlas_cells(names: list[str]) -> list[tuple[str, int, int]]:
+    return [(name, index % ATLAS_COLUMNS, index // ATLAS_COLUMNS) for index, name in enumerate(names)]
+
+
+def render_pack(
+    cutout_rgba: np.ndarray,
+    face: FaceGeometry,
+    *,
+    renderer: AvatarRenderer,
+    preview_text: str = DEFAULT_PREVIEW_TEXT,
+) -> AvatarPack:
+    """Render and encode the whole pack: poster, idle loop, viseme atlas, preview clip, manifest.
+
+    All frames of the pack go to the renderer in ONE request (one batched graph), in this order:
+    rest, the 15 visemes, the extra atlas cells, the idle loop, the preview.
+    """
+    source = downscale_cutout(cutout_rgba)
+    canvas_face = scale_face(face, OUTPUT_SIZE)
+    idle, idle_blinks = idle_poses(FPS, IDLE_SECONDS)
+    track = text_to_visemes(preview_text, FPS)
+    preview, preview_blinks = preview_poses(track, FPS, len(idle) / FPS)
+    cell_poses = [VISEME_POSES[v] for v in OVR_VISEMES] + list(EXTRA_CELLS.values())
+    poses = [REST, *cell_poses, *idle, *preview]
+
+    rendered = renderer.render(RenderRequest(source, canvas_face, poses))
+    frames = rendered.frames
+    rest_frame = frames[0]
+    cells = frames[1 : 1 + len(cell_poses)]
+    idle_frames = frames[1 + len(cell_poses) : 1 + len(cell_poses) + len(idle)]
+    preview_frames = frames[1 + len(cell_poses) + len(idle) :]
+
+    encode_started = time.perf_counter()
+    files = {
+        POSTER_FILE: encode_png(rest_frame),
+        ATLAS_FILE: encode_png(tile_atlas(cells, ATLAS_COLUMNS)),
+        IDLE_FILE: encode_webm(idle_frames, FPS),
+        PREVIEW_FILE: encode_webm(preview_frames, FPS),
+    }
+
+    def cell(name: str, column: int, row: int) -> dict:
+        x, y = column * OUTPUT_SIZE, row * OUTPUT_SIZE
+        return {"name": name, "column": column, "row": row, "x": x, "y": y}
+
+    size = {"width": OUTPUT_SIZE, "height": OUTPUT_SIZE}
+    placed = _atlas_cells([*OVR_VISEMES, *EXTRA_CELLS])
+    rows = -(-len(placed) // ATLAS_COLUMNS)
+    video = {"content_type": WEBM_CONTENT_TYPE, "codec": "vp9", "pixel_format": VP9_PIXEL_FORMAT, "fps": FPS}
+    manifest = AvatarManifest(
+        canvas=CanvasSize(**size),
+        fps=FPS,
+        anchors=Anchors(
+            left_eye=AnchorPoint(x=canvas_face.left_eye.x, y=canvas_face.left_eye.y),
+            right_eye=AnchorPoint(x=canvas_face.right_eye.x, y=canvas_face.right_eye.y),
+            mouth_center=AnchorPoint(x=canvas_face.mouth_center.x, y=canvas_face.mouth_center.y),
+            face_box=(canvas_face.box.x, canvas_face.box.y, canvas_face.box.width, canvas_face.box.height),
+        ),
+        poster=StillAsset(file=POSTER_FILE, **size),
+        idle=IdleLoop(
+            file=IDLE_FILE,
+            frame_count=len(idle_frames),
+            duration_s=len(idle_frames) / FPS,
+            blinks=_blink_events(idle_blinks),
+            **video,
+        ),
+        visemes=VisemeAtlas(
+            file=ATLAS_FILE,
+            width=ATLAS_COLUMNS * OUTPUT_SIZE,
+            height=rows * OUTPUT_SIZE,
+            columns=ATLAS_COLUMNS,
+            rows=rows,
+            cell_width=OUTPUT_SIZE,
+            cell_height=OUTPUT_SIZE,
+            visemes=[
+                VisemeCell(**cell(name, column, row), **size, ovr_index=index)
+                for index, (name, column, row) in enumerate(placed[: len(OVR_VISEMES)])
+            ],
+            extra_cells=[
+                AtlasCell(**cell(name, column, row), **size) for name, column, row in placed[len(OVR_VISEMES) :]
+            ],
+        ),
+        preview=PreviewClip(
+            file=PREVIEW_FILE,
+            frame_count=len(preview_frames),
+            duration_s=len(preview_frames) / FPS,
+            text=preview_text,
+            timeline=[TimedViseme(viseme=v, start_s=s, end_s=e) for v, s, e in track],
+            blinks=_blink_events(preview_blinks),
+            **video,
+        ),
+        renderer=RendererInfo(
+            name=renderer.name, version=renderer.version, execution_provider=rendered.execution_provider
+        ),
+    )
+    files[MANIFEST_FILE] = (manifest.model_dump_json(indent=2) + "\n").encode()
+    encode_seconds = time.perf_counter() - encode_started
+    return AvatarPack(
+        files=files,
+        manifest=manifest,
+        execution_provider=rendered.execution_provider,
+        render_seconds=rendered.seconds,
+        encode_seconds=encode_seconds,
+    )

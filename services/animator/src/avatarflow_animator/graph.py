@@ -1,0 +1,136 @@
+"""The batched warp-and-composite ONNX graph, built with ``onnx.helper`` at start-up.
+
+Only the *moving region* of the canvas goes through the graph: the box where some basis field is
+non-zero over visible content (head, hair, neck). Everything outside it is copied from the
+static rest frame inside the graph, so shoulders are bit-exact and no time is spent resampling
+pixels that cannot move. (Stacking all grids into one tall GridSample over a single source was
+measured 3x slower on onnxruntime's CPU kernel than a per-frame batch, so the source is Expanded.)
+
+Inputs (N frames per run; K basis fields; H x W canvas; moving region h x w; its sampling
+window h' x w' (the region grown by the largest displacement); mouth box hm x wm):
+
+- ``source``       (1, 5, h', w') float32  straight RGB, alpha, lash-line shade; 0..1
+- ``basis``        (K, h*w*2)     float32  backward displacement fields, normalised grid units
+- ``identity``     (1, h, w, 2)   float32  the identity sampling grid of the region's pixels
+- ``coefficients`` (N, K)         float32  per-frame basis weights
+- ``blink``        (N, 1, 1, 1)   float32  per-frame lash-line strength
+- ``mouth``        (N, 4, hm, wm) float32  premultiplied mouth-interior layer (cavity, teeth)
+- ``mouth_pads``   (8,)           int64    Pad amounts placing the mouth box in the region
+- ``static``       (1, H, W, 4)   uint8    the rest frame with the region zeroed (the outside)
+- ``region_pads``  (8,)           int64    Pad amounts placing the region on the canvas
+
+Output ``frames`` (N, H, W, 4) uint8 straight RGBA.
+
+Steps: premultiply -> fields = coefficients @ basis -> GridSample (bilinear on premultiplied
+colour, so edges never pick up the colour of transparent pixels) -> lash shading -> mouth
+interior composited *over* the warped face -> unpremultiply -> quantise -> channels last ->
+padded to the canvas and added to the static outside (disjoint supports, so Add is a paste).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper
+
+OPSET = 17  # GridSample needs >= 16
+
+_TYPES = {np.dtype(np.float32).str: TensorProto.FLOAT, np.dtype(np.int64).str: TensorProto.INT64}
+
+
+def _const(name: str, values: np.ndarray) -> onnx.NodeProto:
+    tensor = helper.make_tensor(name, _TYPES[values.dtype.str], values.shape, values.ravel().tolist())
+    return helper.make_node("Constant", [], [name], value=tensor)
+
+
+def build_warp_graph() -> onnx.ModelProto:
+    f32, i64 = TensorProto.FLOAT, TensorProto.INT64
+    inputs = [
+        helper.make_tensor_value_info("source", f32, [1, 5, "Hs", "Ws"]),
+        helper.make_tensor_value_info("basis", f32, ["K", "HW2"]),
+        helper.make_tensor_value_info("identity", f32, [1, "h", "w", 2]),
+        helper.make_tensor_value_info("coefficients", f32, ["N", "K"]),
+        helper.make_tensor_value_info("blink", f32, ["N", 1, 1, 1]),
+        helper.make_tensor_value_info("mouth", f32, ["N", 4, "hm", "wm"]),
+        helper.make_tensor_value_info("mouth_pads", i64, [8]),
+        helper.make_tensor_value_info("static", TensorProto.UINT8, [1, "H", "W", 4]),
+        helper.make_tensor_value_info("region_pads", i64, [8]),
+    ]
+    outputs = [helper.make_tensor_value_info("frames", TensorProto.UINT8, ["N", "H", "W", 4])]
+    node = helper.make_node
+    nodes = [
+        _const("one", np.array(1.0, np.float32)),
+        _const("eps", np.array(1e-6, np.float32)),
+        _const("zero", np.array(0.0, np.float32)),
+        _const("full_scale", np.array(255.0, np.float32)),
+        _const("split_source", np.array([3, 1, 1], np.int64)),
+        _const("split_rgb_a", np.array([3, 1], np.int64)),
+        _const("hw_start", np.array([1], np.int64)),  # h, w = Shape(identity)[1:3]
+        _const("hw_end", np.array([3], np.int64)),
+        _const("axis0", np.array([0], np.int64)),
+        _const("minus_one", np.array([-1], np.int64)),
+        _const("one_i", np.array([1], np.int64)),
+        _const("two_i", np.array([2], np.int64)),
+        _const("four_i", np.array([4], np.int64)),
+        _const("five_i", np.array([5], np.int64)),
+        _const("split_hw", np.array([1, 1], np.int64)),
+        # Premultiply the (single) source once.
+        node("Split", ["source", "split_source"], ["src_rgb", "src_a", "src_shade"], axis=1),
+        node("Mul", ["src_rgb", "src_a"], ["src_rgb_p"]),
+        node("Concat", ["src_rgb_p", "src_a", "src_shade"], ["src_p"], axis=1),
+        # Dense fields from the per-frame coefficients, then the sampling grids.
+        node("MatMul", ["coefficients", "basis"], ["flat_field"]),
+        node("Shape", ["identity"], ["identity_shape"]),
+        node("Slice", ["identity_shape", "hw_start", "hw_end", "axis0"], ["hw"]),
+        node("Concat", ["minus_one", "hw", "two_i"], ["field_shape"], axis=0),
+        node("Reshape", ["flat_field", "field_shape"], ["field"]),
+        node("Add", ["identity", "field"], ["grid"]),
+        node("Shape", ["grid"], ["grid_shape"]),
+        node("Slice", ["grid_shape", "axis0", "one_i", "axis0"], ["n"]),
+        node("Shape", ["src_p"], ["src_shape"]),
+        node("Slice", ["src_shape", "one_i", "four_i", "axis0"], ["chw"]),
+        node("Concat", ["n", "chw"], ["batch_shape"], axis=0),
+        node("Expand", ["src_p", "batch_shape"], ["src_n"]),
+        # Opset 16-19 spell bilinear "bilinear" (opset 20 renamed it "linear").
+        node("GridSample", ["src_n", "grid"], ["warped"], mode="bilinear", padding_mode="zeros", align_corners=0),
+        node("Split", ["warped", "split_source"], ["w_rgb", "w_a", "w_shade"], axis=1),
+        # Lash line: the lid margin darkens in proportion to the blink (alpha untouched).
+        node("Mul", ["blink", "w_shade"], ["shade"]),
+        node("Sub", ["one", "shade"], ["keep"]),
+        node("Mul", ["w_rgb", "keep"], ["w_rgb_shaded"]),
+        # Mouth interior over the warped face (premultiplied "over").
+        node("Pad", ["mouth", "mouth_pads", "zero"], ["mouth_full"], mode="constant"),
+        node("Split", ["mouth_full", "split_rgb_a"], ["m_rgb", "m_a"], axis=1),
+        node("Sub", ["one", "m_a"], ["m_keep"]),
+        node("Mul", ["w_rgb_shaded", "m_keep"], ["under_rgb"]),
+        node("Add", ["under_rgb", "m_rgb"], ["out_rgb_p"]),
+        node("Mul", ["w_a", "m_keep"], ["under_a"]),
+        node("Add", ["under_a", "m_a"], ["out_a"]),
+        # Back to straight alpha, 8 bits, channels last, pasted into the static frame.
+        node("Max", ["out_a", "eps"], ["safe_a"]),
+        node("Div", ["out_rgb_p", "safe_a"], ["out_rgb"]),
+        node("Concat", ["out_rgb", "out_a"], ["straight"], axis=1),
+        node("Mul", ["straight", "full_scale"], ["scaled"]),
+        node("Clip", ["scaled", "zero", "full_scale"], ["clipped"]),
+        node("Round", ["clipped"], ["rounded"]),
+        node("Cast", ["rounded"], ["bytes"], to=TensorProto.UINT8),
+        node("Transpose", ["bytes"], ["region_frames"], perm=[0, 2, 3, 1]),
+        node("Pad", ["region_frames", "region_pads"], ["placed"], mode="constant"),
+        node("Add", ["placed", "static"], ["frames"]),
+    ]
+    graph = helper.make_graph(nodes, "avatarflow_warp", inputs, outputs)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = 8  # readable by every onnxruntime >= 1.14
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def region_identity_grid(region: tuple[int, int, int, int], window: tuple[int, int, int, int]) -> np.ndarray:
+    """(1, h, w, 2) GridSample coordinates (align_corners=0) of the region's pixel centres,
+    normalised to the sampling window (both boxes are ``(x0, y0, x1, y1)`` on the canvas)."""
+    x0, y0, x1, y1 = region
+    wx0, wy0, wx1, wy1 = window
+    gx = (2.0 * (np.arange(x0, x1, dtype=np.float64) - wx0) + 1.0) / (wx1 - wx0) - 1.0
+    gy = (2.0 * (np.arange(y0, y1, dtype=np.float64) - wy0) + 1.0) / (wy1 - wy0) - 1.0
+    grid_x, grid_y = np.meshgrid(gx, gy)
+    return np.stack([grid_x, grid_y], axis=-1)[None].astype(np.float32)

@@ -1,0 +1,94 @@
+"""Per-frame poses for the idle loop and the lip-synced preview.
+
+Idle motion is a sum of sines whose periods divide the loop length, so frame N would equal
+frame 0 and the loop has no seam. Blinks follow a fixed profile (half, closed, closed, half: about
+160 ms at 25 fps, a natural blink) placed away from the loop point.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from .poses import REST, VISEME_POSES, FacePose, blend
+
+BLINK_PROFILE = (0.5, 1.0, 1.0, 0.5)
+IDLE_BLINK_AT_S = 1.4
+PREVIEW_BLINK_EVERY_S = 2.9
+PREVIEW_FIRST_BLINK_S = 0.9
+# Subtle head motion: degrees of roll and canvas pixels of sway / breathing rise (at 512 px).
+ROLL_DEG = 0.9
+SWAY_PX = 1.6
+BREATH_PX = 1.2
+# Viseme transitions: neighbouring frames blend (coarticulation); closures still close.
+SMOOTHING_KERNEL = (0.25, 0.5, 0.25)
+LIP_CLOSURES = frozenset({"PP", "FF"})
+
+
+@dataclass(frozen=True)
+class Blink:
+    start_frame: int
+    closed_frames: tuple[int, ...]
+    end_frame: int
+
+
+def head_motion(t: float, period: float) -> FacePose:
+    phase = 2.0 * math.pi * t / period
+    return FacePose(
+        head_roll_deg=ROLL_DEG * math.sin(phase) + 0.3 * ROLL_DEG * math.sin(2 * phase + 0.7),
+        head_dx=SWAY_PX * math.sin(phase + 1.1),
+        # Rising with the in-breath and settling back: one breath per loop.
+        head_dy=-BREATH_PX * 0.5 * (1.0 - math.cos(phase)),
+    )
+
+
+def _apply_blinks(poses: list[FacePose], starts: list[int]) -> list[Blink]:
+    blinks = []
+    for start in starts:
+        if start + len(BLINK_PROFILE) > len(poses):
+            continue
+        for offset, amount in enumerate(BLINK_PROFILE):
+            poses[start + offset] = replace(poses[start + offset], blink=amount)
+        closed = tuple(start + i for i, amount in enumerate(BLINK_PROFILE) if amount >= 1.0)
+        blinks.append(Blink(start, closed, start + len(BLINK_PROFILE) - 1))
+    return blinks
+
+
+def idle_poses(fps: int, seconds: float) -> tuple[list[FacePose], list[Blink]]:
+    count = round(fps * seconds)
+    period = count / fps
+    poses = [head_motion(index / fps, period) for index in range(count)]
+    blinks = _apply_blinks(poses, [round(IDLE_BLINK_AT_S * fps)])
+    return poses, blinks
+
+
+def preview_poses(
+    track: list[tuple[str, float, float]], fps: int, idle_period: float
+) -> tuple[list[FacePose], list[Blink]]:
+    """Mouth from the viseme track, eyes and head from the idle motion, blinks every few s."""
+    count = max(1, round(track[-1][2] * fps)) if track else 1
+    targets: list[str] = []
+    for index in range(count):
+        t = (index + 0.5) / fps
+        viseme = next((v for v, start, end in track if start <= t < end), "sil")
+        targets.append(viseme)
+    mouths = [VISEME_POSES[v] for v in targets]
+    smoothed = []
+    for index, viseme in enumerate(targets):
+        left, centre, right = SMOOTHING_KERNEL
+        before = mouths[max(index - 1, 0)]
+        after = mouths[min(index + 1, count - 1)]
+        pose = blend(blend(before, after, right / (left + right)), mouths[index], centre)
+        if viseme in LIP_CLOSURES:  # a closure must really close, whatever surrounds it
+            pose = mouths[index]
+        smoothed.append(pose)
+    poses = [mouth.with_head(head_motion(i / fps, idle_period)) for i, mouth in enumerate(smoothed)]
+    starts = [round(s * fps) for s in np.arange(PREVIEW_FIRST_BLINK_S, count / fps, PREVIEW_BLINK_EVERY_S)]
+    blinks = _apply_blinks(poses, starts)
+    return poses, blinks
+
+
+def rest_pose() -> FacePose:
+    return REST

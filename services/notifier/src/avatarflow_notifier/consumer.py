@@ -1,0 +1,73 @@
+"""The notifier's messaging layer: six topics, one consumer group, ``handlers.apply_event`` for each.
+
+Wired onto the notifier's FastAPI app so one process serves the API and consumes the events.
+Database errors are retried with backoff (the template's bounded retries); an event the notifier
+cannot apply (``UnsupportedEvent``) goes to the dead-letter topic at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from avatarflow_contracts import EVENT_MODELS, ConsumerGroup, Envelope
+from avatarflow_runtime.messaging import StageSpec, stage_consumer
+from avatarflow_runtime.service import DOC_BOOTSTRAP, ServiceRuntime
+from fastapi import FastAPI
+
+from .api import create_app
+from .catalogue import Catalogue, seed_catalogue
+from .handlers import NOTIFIER_TOPICS, apply_event
+from .settings import NotifierSettings
+from .store import StatusStore
+
+TITLE = "avatarflow notifier"
+DESCRIPTION = (
+    "Keeps each space's avatar status and serves it to the space's editors (and nothing else to viewers)."
+)
+
+
+def build_runtime(settings: NotifierSettings, store: StatusStore | None) -> ServiceRuntime:
+    runtime = ServiceRuntime.create(settings, with_storage=False)
+
+    async def handle(event: Envelope) -> list[Envelope]:
+        assert store is not None
+        await apply_event(store, event)
+        return []
+
+    for topic in NOTIFIER_TOPICS:
+        spec = StageSpec(topic, ConsumerGroup.NOTIFIER.value, EVENT_MODELS[topic], handle)
+        stage_consumer(runtime.broker, runtime.bus, settings, spec)
+    return runtime
+
+
+def create_service_app(settings: NotifierSettings | None = None) -> FastAPI:
+    """The notifier's HTTP API with its Kafka consumers started and stopped by the app's lifespan."""
+    settings = settings or NotifierSettings()
+    store = StatusStore.from_url(settings.database_url, support_url=settings.notifier_support_url)
+    catalogue = Catalogue.from_settings(settings)
+    runtime = build_runtime(settings, store)
+    app = create_app(settings, store, catalogue)
+    api_lifespan = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(application: FastAPI) -> AsyncIterator[None]:
+        async with api_lifespan(application):  # migrations (if configured), store
+            if settings.notifier_seed_catalogue:
+                await asyncio.to_thread(
+                    seed_catalogue,
+                    catalogue.s3,
+                    settings.s3_bucket,
+                    prefix=settings.notifier_catalogue_prefix,
+                )
+            async with runtime.lifespan(application):  # broker + consumers
+                yield
+
+    app.router.lifespan_context = lifespan
+    return app
+
+
+def asyncapi_document() -> dict:  # type: ignore[type-arg]
+    runtime = build_runtime(NotifierSettings(kafka_bootstrap_servers=DOC_BOOTSTRAP), None)
+    return runtime.asyncapi(TITLE, DESCRIPTION)

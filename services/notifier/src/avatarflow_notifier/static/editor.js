@@ -1,0 +1,186 @@
+// Space editor page: live avatar status, the prompt and its choices. Vanilla JS, no build step.
+// The editor token arrives in the URL fragment (#token=...), which browsers never send to a
+// server; it is moved to sessionStorage at once and the fragment is removed from the address bar.
+"use strict";
+(function () {
+  const config = JSON.parse(document.getElementById("avatarflow-config").textContent);
+  const spaceId = config.spaceId;
+  const base = "/v1/spaces/" + encodeURIComponent(spaceId);
+  const storageKey = "avatarflow.editorToken." + spaceId;
+  const $ = (id) => document.getElementById(id);
+
+  function readToken() {
+    const params = new URLSearchParams(window.location.hash.replace(/^#/, ""));
+    const fromFragment = params.get("token");
+    if (fromFragment) {
+      sessionStorage.setItem(storageKey, fromFragment);
+      history.replaceState(null, "", window.location.pathname + window.location.search);
+    }
+    return sessionStorage.getItem(storageKey);
+  }
+  const token = readToken();
+
+  async function api(path, options) {
+    const opts = Object.assign({ headers: {} }, options || {});
+    opts.headers = Object.assign({ Authorization: "Bearer " + token }, opts.headers);
+    const response = await fetch(base + path, opts);
+    if (response.status === 401 || response.status === 403) { showAuthProblem(); throw new Error("auth"); }
+    if (!response.ok) throw new Error("HTTP " + response.status);
+    return response.json();
+  }
+
+  function showAuthProblem() { $("auth-missing").hidden = false; }
+
+  let lastVersion = -1;
+  let lastPreview = "";
+
+  function render(status) {
+    if (status.version < lastVersion) return; // an older snapshot arriving late
+    lastVersion = status.version;
+    document.body.dataset.version = String(status.version);
+    $("status-text").textContent = status.status === "none" ? "no upload yet" : status.status;
+    const latest = status.latest_upload;
+    $("stage-text").textContent = latest && latest.status === "processing" ? "(" + latest.stage + ")" : "";
+    renderPrompt(status.prompt);
+    const hints = $("hints");
+    hints.replaceChildren(...status.hints.map((h) => {
+      const li = document.createElement("li");
+      li.textContent = h.message;
+      li.dataset.code = h.code;
+      return li;
+    }));
+    renderPreview(status.avatar);
+  }
+
+  function renderPrompt(prompt) {
+    const box = $("prompt");
+    if (!prompt) { box.hidden = true; box.dataset.uploadId = ""; return; }
+    box.hidden = false;
+    box.dataset.uploadId = prompt.upload_id;
+    box.dataset.kind = prompt.kind;
+    $("prompt-message").textContent = prompt.message;
+    $("prompt-reasons").replaceChildren(...prompt.reasons.slice(1).map((r) => {
+      const li = document.createElement("li");
+      li.textContent = r.message;
+      li.dataset.code = r.code;
+      return li;
+    }));
+    const actions = new Set(prompt.actions);
+    $("action-upload").hidden = !actions.has("upload_different_image");
+    $("action-choose").hidden = !actions.has("choose_pregenerated");
+    $("action-dismiss").hidden = !actions.has("dismiss");
+    const support = $("action-support");
+    support.hidden = !(actions.has("open_support_ticket") && prompt.support_ticket_url);
+    if (!support.hidden) support.href = prompt.support_ticket_url;
+  }
+
+  function renderPreview(avatar) {
+    const key = JSON.stringify([avatar.idle_loop && avatar.idle_loop.url, avatar.poster && avatar.poster.url]);
+    if (key === lastPreview) return;
+    lastPreview = key;
+    const video = $("preview-video");
+    const img = $("preview-poster");
+    document.body.dataset.avatarKind = avatar.kind;
+    if (avatar.poster) { img.src = avatar.poster.url; } else { img.removeAttribute("src"); }
+    if (avatar.idle_loop) {
+      video.src = avatar.idle_loop.url;
+      if (avatar.poster) video.poster = avatar.poster.url;
+      video.hidden = false; img.hidden = true;
+      video.onerror = () => { video.hidden = true; img.hidden = !avatar.poster; };
+    } else {
+      video.removeAttribute("src"); video.hidden = true;
+      img.hidden = !avatar.poster;
+    }
+  }
+
+  // Live updates: SSE read with fetch so the token travels in the Authorization header, not the URL.
+  async function follow() {
+    let delay = 1000;
+    for (;;) {
+      try {
+        const response = await fetch(base + "/events", {
+          headers: { Authorization: "Bearer " + token, Accept: "text/event-stream" },
+          cache: "no-store",
+        });
+        if (response.status === 401 || response.status === 403) { showAuthProblem(); return; }
+        if (!response.ok || !response.body) throw new Error("HTTP " + response.status);
+        delay = 1000;
+        const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+        let buffer = "";
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          buffer += value.replace(/\r\n/g, "\n");
+          let end;
+          while ((end = buffer.indexOf("\n\n")) >= 0) {
+            handleMessage(buffer.slice(0, end));
+            buffer = buffer.slice(end + 2);
+          }
+        }
+      } catch (err) {
+        // network hiccup: reconnect below
+      }
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(delay * 2, 15000);
+    }
+  }
+
+  function handleMessage(block) {
+    let event = "message";
+    const data = [];
+    for (const line of block.split("\n")) {
+      if (line.startsWith("event:")) event = line.slice(6).trim();
+      else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
+    }
+    if (event === "status" && data.length) render(JSON.parse(data.join("\n")));
+  }
+
+  async function loadCatalogue() {
+    const catalogue = await api("/pregenerated-avatars");
+    const holder = $("catalogue-items");
+    holder.replaceChildren(...catalogue.items.map((item) => {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.dataset.avatarId = item.avatar_id;
+      const img = document.createElement("img");
+      img.src = item.poster.url;
+      img.alt = item.name;
+      const label = document.createElement("span");
+      label.textContent = item.name;
+      button.append(img, label);
+      button.addEventListener("click", async () => {
+        render(await api("/avatar/choose-pregenerated", {
+          method: "POST",
+          headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ avatar_id: item.avatar_id }),
+        }));
+        $("catalogue").hidden = true;
+      });
+      return button;
+    }));
+    $("catalogue").hidden = false;
+  }
+
+  async function upload(file) {
+    const form = new FormData();
+    form.append("file", file);
+    $("upload-result").textContent = "Uploading…";
+    try {
+      // The ingest service owns uploads; it must allow this page's origin (CORS).
+      const url = config.ingestBaseUrl + "/v1/spaces/" + encodeURIComponent(spaceId) + "/uploads";
+      const response = await fetch(url, { method: "POST", headers: { Authorization: "Bearer " + token }, body: form });
+      $("upload-result").textContent = response.ok ? "Uploaded: checking your image…" : "Upload failed (HTTP " + response.status + ").";
+    } catch (err) {
+      $("upload-result").textContent = "Upload failed: the upload service could not be reached.";
+    }
+  }
+
+  $("file-input").addEventListener("change", (e) => { if (e.target.files.length) upload(e.target.files[0]); });
+  $("action-upload").addEventListener("click", () => $("file-input").click());
+  $("action-choose").addEventListener("click", () => loadCatalogue().catch(() => {}));
+  $("action-dismiss").addEventListener("click", async () => render(await api("/prompt/dismiss", { method: "POST" })));
+
+  if (!token) { showAuthProblem(); return; }
+  api("/avatar-status").then(render).catch(() => {});
+  follow();
+})();

@@ -1,0 +1,243 @@
+"""API behaviour over real HTTP: public privacy, live SSE updates, assets, logs and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from datetime import timedelta
+
+import httpx
+import pytest
+from avatarflow_notifier.api import RedactTokensFilter
+from avatarflow_notifier.handlers import apply_event
+from avatarflow_notifier.store import StatusStore
+from avatarflow_runtime.auth import mint_token
+from conftest import BUCKET, JWT_SECRET
+from notifier_factories import T0, Run
+
+
+def editor(space: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {mint_token(JWT_SECRET, subject='alice', space_id=space)}"}
+
+
+def new_space(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+async def replica_store(server) -> StatusStore:
+    """Another notifier replica writing to the same database (its changes reach SSE by polling)."""
+    return StatusStore.from_url(server.settings.database_url, support_url="x")
+
+
+async def public_view(client: httpx.AsyncClient, space: str) -> tuple:
+    avatar = await client.get(f"/v1/public/spaces/{space}/avatar")
+    assets = [
+        (a, (await client.get(f"/v1/public/assets/spaces/{space}/{a}")).status_code)
+        for a in ("poster", "idle_loop", "manifest")
+    ]
+    headers = {k: v for k, v in avatar.headers.items() if k not in ("date",)}
+    return avatar.status_code, avatar.text, headers, assets
+
+
+async def test_public_avatar_is_identical_for_rejected_and_no_upload(live_server):
+    rejected, empty = new_space("rejected"), new_space("empty")
+    store = await replica_store(live_server)
+    run = Run(rejected, T0)
+    await apply_event(store, run.uploaded())
+    await apply_event(store, run.rejected())
+    await store.close()
+    async with httpx.AsyncClient(base_url=live_server.base_url, timeout=15) as client:
+        a, b = await public_view(client, rejected), await public_view(client, empty)
+    assert a == b
+    body = json.loads(a[1])
+    assert body["kind"] == "default" and body["poster"]["url"].startswith(
+        "/v1/public/assets/catalogue/aurora/"
+    )
+
+
+async def test_public_avatar_streams_the_ready_pack_from_s3(live_server, s3):
+    space = new_space("ready")
+    run = Run(space, T0)
+    rendered = run.rendered()
+    video = bytes(range(256)) * 40
+    s3.client.put_object(Bucket=BUCKET, Key=rendered.idle_loop.key, Body=video, ContentType="video/webm")
+    s3.client.put_object(
+        Bucket=BUCKET, Key=rendered.poster.key, Body=b"\x89PNG-poster", ContentType="image/png"
+    )
+    store = await replica_store(live_server)
+    await apply_event(store, run.uploaded())
+    await apply_event(store, rendered)
+    await store.close()
+    async with httpx.AsyncClient(base_url=live_server.base_url, timeout=15) as client:
+        avatar = (await client.get(f"/v1/public/spaces/{space}/avatar")).json()
+        assert avatar["kind"] == "custom"
+        assert rendered.idle_loop.key not in json.dumps(avatar)  # keys stay internal
+        idle = await client.get(avatar["idle_loop"]["url"])
+        assert idle.status_code == 200 and idle.content == video
+        assert idle.headers["content-type"] == "video/webm"
+        partial = await client.get(avatar["idle_loop"]["url"], headers={"Range": "bytes=10-19"})
+        assert partial.status_code == 206 and partial.content == video[10:20]
+        assert (await client.get(avatar["poster"]["url"])).content == b"\x89PNG-poster"
+        # Only the current avatar's named assets are served: never an arbitrary key or the original.
+        assert (await client.get(f"/v1/public/assets/spaces/{space}/original")).status_code == 404
+        assert (await client.get(f"/v1/public/assets/spaces/{space}/viseme_atlas")).status_code == 404
+
+
+async def test_catalogue_listing_and_choosing_an_avatar(live_server):
+    space = new_space("choose")
+    async with httpx.AsyncClient(base_url=live_server.base_url, timeout=15, headers=editor(space)) as client:
+        catalogue = (await client.get(f"/v1/spaces/{space}/pregenerated-avatars")).json()
+        ids = [item["avatar_id"] for item in catalogue["items"]]
+        assert ids == ["aurora", "basil", "coral", "dune"]
+        poster = await client.get(catalogue["items"][1]["poster"]["url"])
+        assert poster.status_code == 200 and poster.content.startswith(b"\x89PNG")
+        missing = await client.post(
+            f"/v1/spaces/{space}/avatar/choose-pregenerated", json={"avatar_id": "nope"}
+        )
+        assert missing.status_code == 404
+        chosen = await client.post(
+            f"/v1/spaces/{space}/avatar/choose-pregenerated", json={"avatar_id": "basil"}
+        )
+        assert chosen.status_code == 200
+        assert (
+            chosen.json()["avatar"]["kind"] == "pregenerated"
+            and chosen.json()["avatar"]["avatar_id"] == "basil"
+        )
+    async with httpx.AsyncClient(base_url=live_server.base_url, timeout=15) as client:
+        public = (await client.get(f"/v1/public/spaces/{space}/avatar")).json()
+    assert public["kind"] == "pregenerated" and "/catalogue/basil/" in public["poster"]["url"]
+
+
+async def test_uploads_history_paginates(live_server):
+    space = new_space("history")
+    store = await replica_store(live_server)
+    runs = [Run(space, T0 + timedelta(minutes=i)) for i in range(3)]
+    for run in runs:
+        await apply_event(store, run.uploaded())
+    await store.close()
+    async with httpx.AsyncClient(base_url=live_server.base_url, timeout=15, headers=editor(space)) as client:
+        first = (await client.get(f"/v1/spaces/{space}/uploads", params={"limit": 2})).json()
+        second = (
+            await client.get(
+                f"/v1/spaces/{space}/uploads", params={"limit": 2, "cursor": first["next_cursor"]}
+            )
+        ).json()
+        bad = await client.get(f"/v1/spaces/{space}/uploads", params={"cursor": "!!"})
+    got = [u["upload_id"] for u in first["items"] + second["items"]]
+    assert got == [str(r.upload_id) for r in reversed(runs)] and second["next_cursor"] is None
+    assert bad.status_code == 400
+
+
+async def next_status(lines, predicate, timeout_s: float = 10.0) -> dict:
+    async def scan() -> dict:
+        async for line in lines:
+            if line.startswith("data:"):
+                snapshot = json.loads(line[5:])
+                if predicate(snapshot):
+                    return snapshot
+        raise AssertionError("stream ended")
+
+    return await asyncio.wait_for(scan(), timeout_s)
+
+
+@pytest.mark.parametrize("server_fixture", ["live_server", "sqlite_live_server"])
+async def test_sse_streams_changes_from_this_process_and_from_other_replicas(request, server_fixture):
+    live_server = request.getfixturevalue(server_fixture)
+    space = new_space("live")
+    first, second = Run(space, T0), Run(space, T0 + timedelta(minutes=1))
+    other_replica = await replica_store(live_server)
+    async with (
+        httpx.AsyncClient(base_url=live_server.base_url, timeout=30) as client,
+        client.stream("GET", f"/v1/spaces/{space}/events", headers=editor(space)) as response,
+    ):
+        assert response.headers["content-type"].startswith("text/event-stream")
+        lines = response.aiter_lines()
+        initial = await next_status(lines, lambda s: True)
+        assert initial["status"] == "none" and initial["prompt"] is None
+        # Written by another replica: found by the periodic version re-read.
+        await apply_event(other_replica, first.uploaded())
+        await apply_event(other_replica, first.rejected())
+        rejected = await next_status(lines, lambda s: s["prompt"] is not None)
+        assert rejected["status"] == "rejected" and rejected["prompt"]["reasons"][0]["code"] == "blurry"
+        # Written by this process (the in-process consumer path): pushed by the broadcaster.
+        live_server.run_on_server(apply_event(live_server.store, second.uploaded()))
+        processing = await next_status(lines, lambda s: s["status"] == "processing")
+        assert processing["prompt"] is None and processing["version"] > rejected["version"]
+    await other_replica.close()
+
+
+def test_access_tokens_never_reach_the_logs(live_server):
+    logger = logging.getLogger("uvicorn.access")
+    assert any(isinstance(f, RedactTokensFilter) for f in logger.filters)
+    captured: list[str] = []
+
+    class Capture(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            captured.append(record.getMessage())
+
+    handler = Capture()
+    logger.addHandler(handler)
+    old_level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        secret_token = mint_token(JWT_SECRET, subject="alice", space_id="s")
+        # Exactly how uvicorn formats its access line.
+        logger.info(
+            '%s - "%s %s HTTP/%s" %d',
+            "127.0.0.1:5000",
+            "GET",
+            f"/v1/spaces/s/events?access_token={secret_token}&x=1",
+            "1.1",
+            200,
+        )
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+    assert captured and secret_token not in captured[0]
+    assert "access_token=[redacted]&x=1" in captured[0]
+
+
+async def test_health_readiness_and_metrics(live_server):
+    space = new_space("metrics")
+    async with httpx.AsyncClient(base_url=live_server.base_url, timeout=15) as client:
+        await client.get(f"/v1/spaces/{space}/avatar-status", headers=editor(space))
+        assert (await client.get("/healthz")).json() == {"status": "ok"}
+        assert (await client.get("/readyz")).json() == {"status": "ready"}
+        metrics = (await client.get("/metrics")).text
+    assert 'route="/v1/spaces/{space_id}/avatar-status"' in metrics
+    assert "avatarflow_notifier_events_applied_total" in metrics
+    assert space not in metrics and "alice" not in metrics
+
+
+async def test_readyz_reports_an_unreachable_database(s3):
+    from avatarflow_notifier.api import create_app
+    from avatarflow_notifier.catalogue import Catalogue
+    from conftest import notifier_settings
+
+    url = "postgresql+psycopg://postgres@127.0.0.1:1/none"
+    settings = notifier_settings(url, s3.endpoint)
+    store = StatusStore.from_url(url, support_url="x")
+    app = create_app(settings, store, Catalogue.from_settings(settings))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        response = await client.get("/readyz")
+    await store.close()
+    assert response.status_code == 503
+
+
+async def test_openapi_documents_every_endpoint_with_models(live_server):
+    async with httpx.AsyncClient(base_url=live_server.base_url, timeout=15) as client:
+        spec = (await client.get("/openapi.json")).json()
+    paths = spec["paths"]
+    for path in (
+        "/v1/spaces/{space_id}/avatar-status",
+        "/v1/spaces/{space_id}/uploads",
+        "/v1/spaces/{space_id}/prompt/dismiss",
+        "/v1/spaces/{space_id}/pregenerated-avatars",
+        "/v1/spaces/{space_id}/avatar/choose-pregenerated",
+        "/v1/public/spaces/{space_id}/avatar",
+    ):
+        operation = next(iter(paths[path].values()))
+        assert "$ref" in json.dumps(operation["responses"]["200"]), path
+    assert {"401", "403"} <= set(paths["/v1/spaces/{space_id}/events"]["get"]["responses"])

@@ -1,0 +1,109 @@
+"""Headless Chromium: the editor sees a rejection's prompt appear live; end users never see it.
+
+Events are applied through ``handlers.apply_event`` on the server's own store, the code path the
+Kafka consumer uses. (The lead adds the full-pipeline variant with a real upload.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+
+import pytest
+from avatarflow_contracts import ReasonCode
+from avatarflow_notifier.handlers import apply_event
+from avatarflow_runtime.auth import mint_token
+from conftest import JWT_SECRET
+from notifier_factories import T0, Run
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+pytestmark = pytest.mark.browser
+
+
+async def apply_on_server(server, event) -> None:
+    future = asyncio.run_coroutine_threadsafe(apply_event(server.store, event), server.loop)
+    await asyncio.wrap_future(future)
+
+
+async def test_editor_sees_prompt_live_and_end_user_never_does(live_server):
+    if not CHROMIUM.exists():
+        pytest.skip("chromium is not installed (apt-get install -y chromium)")
+    from playwright.async_api import async_playwright, expect
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    space = f"browser-{uuid.uuid4().hex[:10]}"
+    token = mint_token(JWT_SECRET, subject="alice", space_id=space)
+    run = Run(space, T0)
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            context = await browser.new_context(viewport={"width": 1000, "height": 800})
+            requests: list[str] = []
+            context.on("request", lambda request: requests.append(request.url))
+            editor = await context.new_page()
+            await editor.goto(f"{live_server.base_url}/editor/{space}#token={token}")
+            await expect(editor.locator("#status-text")).to_have_text("no upload yet")
+            # The token left the address bar for sessionStorage and never travelled in a URL.
+            assert "#token" not in editor.url
+            assert await editor.evaluate(f"sessionStorage.getItem('avatarflow.editorToken.{space}')") == token
+            await expect(editor.locator("#prompt")).to_be_hidden()
+
+            viewer = await context.new_page()
+            await viewer.goto(f"{live_server.base_url}/spaces/{space}")
+            await expect(viewer.locator("body")).to_have_attribute("data-loaded", "1")
+            before_html = await viewer.locator("main").inner_html()
+
+            # The rejection arrives while both pages are open: no reload.
+            await apply_on_server(live_server, run.uploaded())
+            await apply_on_server(live_server, run.rejected((ReasonCode.POOR_LIGHTING, ReasonCode.BLURRY)))
+            prompt = editor.locator("#prompt")
+            await expect(prompt).to_be_visible(timeout=10_000)
+            await expect(editor.locator("#prompt-message")).to_contain_text(
+                "Your avatar image couldn't be used: The face in this image is blurry"
+            )
+            await expect(editor.locator("#prompt-message")).to_contain_text(
+                "Upload a different image or choose one of the pre-generated avatars."
+            )
+            await expect(editor.locator("#prompt-reasons li")).to_have_count(1)  # poor_lighting, listed
+            await expect(editor.locator("#status-text")).to_have_text("rejected")
+            await editor.screenshot(path=str(ARTIFACTS / "notifier-editor-prompt.png"), full_page=True)
+
+            # The end-user view shows nothing of it, before or after a reload.
+            await viewer.reload()
+            await expect(viewer.locator("body")).to_have_attribute("data-loaded", "1")
+            assert await viewer.locator("main").inner_html() == before_html
+            text = (await viewer.content()).lower()
+            for leaked in ("couldn't be used", "rejected", "blurry", "prompt"):
+                assert leaked not in text
+            assert await viewer.locator("body").get_attribute("data-avatar-kind") == "default"
+            await viewer.screenshot(path=str(ARTIFACTS / "notifier-end-user-default.png"))
+
+            # The editor picks a pre-generated avatar: the prompt goes away.
+            await editor.locator("#action-choose").click()
+            await expect(editor.locator("#catalogue-items button")).to_have_count(4)
+            await editor.locator("#catalogue-items button[data-avatar-id='coral']").click()
+            await expect(prompt).to_be_hidden(timeout=10_000)
+            await expect(editor.locator("body")).to_have_attribute("data-avatar-kind", "pregenerated")
+            await expect(editor.locator("#preview-poster")).to_be_visible()
+            await editor.screenshot(path=str(ARTIFACTS / "notifier-editor-after-pick.png"), full_page=True)
+
+            await viewer.reload()
+            await expect(viewer.locator("body")).to_have_attribute("data-avatar-kind", "pregenerated")
+            await expect(viewer.locator("#avatar-poster")).to_be_visible()
+            await viewer.screenshot(path=str(ARTIFACTS / "notifier-end-user-pregenerated.png"))
+
+            assert not any("token" in url for url in requests), "a token travelled in a URL"
+        finally:
+            await browser.close()
