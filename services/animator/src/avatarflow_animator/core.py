@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-
 from avatarflow_contracts import FaceGeometry
 from avatarflow_contracts.manifest import (
     OVR_VISEMES,
@@ -94,10 +93,10 @@ def scale_face(face: FaceGeometry, size: int) -> FaceGeometry:
         raise ValueError("the cut-out canvas must be square")
     k = size / face.image_width
 
-    def box(b):  # noqa: ANN001, ANN202
+    def box(b):
         return b.model_copy(update={"x": b.x * k, "y": b.y * k, "width": b.width * k, "height": b.height * k})
 
-    def point(p):  # noqa: ANN001, ANN202
+    def point(p):
         return p.model_copy(update={"x": p.x * k, "y": p.y * k})
 
     return face.model_copy(
@@ -156,8 +155,8 @@ def render_pack(
     files = {
         POSTER_FILE: encode_png(rest_frame),
         ATLAS_FILE: encode_png(tile_atlas(cells, ATLAS_COLUMNS)),
-        IDLE_FILE: encode_webm(idle_frames, FPS),
-        PREVIEW_FILE: encode_webm(preview_frames, FPS),
+        IDLE_FILE: encode_webm(idle_frames, FPS, loop=True),
+        PREVIEW_FILE: encode_webm(preview_frames, FPS, loop=False),
     }
 
     def cell(name: str, column: int, row: int) -> dict:
@@ -198,7 +197,8 @@ def render_pack(
                 for index, (name, column, row) in enumerate(placed[: len(OVR_VISEMES)])
             ],
             extra_cells=[
-                AtlasCell(**cell(name, column, row), **size) for name, column, row in placed[len(OVR_VISEMES) :]
+                AtlasCell(**cell(name, column, row), **size)
+                for name, column, row in placed[len(OVR_VISEMES) :]
             ],
         ),
         preview=PreviewClip(

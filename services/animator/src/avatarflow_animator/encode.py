@@ -17,32 +17,30 @@ from PIL import Image
 WEBM_CONTENT_TYPE = "video/webm"
 PNG_CONTENT_TYPE = "image/png"
 VP9_PIXEL_FORMAT = "yuva420p"  # 4:2:0 colour + a full-resolution alpha plane
-# Constant-quality VP9: crf 30 keeps skin and hair edges clean at 512 px; "realtime" with
-# cpu-used 8 is libvpx's fastest preset, which keeps encoding within the per-avatar budget.
-VP9_OPTIONS = {
-    "crf": "30",
-    "b": "0",
-    "deadline": "realtime",
-    "cpu-used": "8",
-    "row-mt": "0",
-    "threads": "1",
-    "lag-in-frames": "0",
-    "auto-alt-ref": "0",
-}
+# Constant-quality VP9 (crf 30 keeps skin and hair edges clean at 512 px), one thread.
+VP9_BASE_OPTIONS = {"crf": "30", "b": "0", "row-mt": "0", "threads": "1", "lag-in-frames": "0"}
+# Loops use libvpx's "good" preset: its rate control keeps quality level over the clip, so the
+# last frame is as good as the first key frame and the loop point shows no jump. The "realtime"
+# preset is 5-7x faster but lets quality drift, which made the seam jump twice an ordinary frame
+# step (measured); one-shot clips (the preview) use it.
+VP9_LOOP_OPTIONS = {**VP9_BASE_OPTIONS, "deadline": "good", "cpu-used": "5", "auto-alt-ref": "0"}
+VP9_CLIP_OPTIONS = {**VP9_BASE_OPTIONS, "deadline": "realtime", "cpu-used": "8", "auto-alt-ref": "0"}
 PNG_COMPRESS_LEVEL = 3  # fast, and the atlas still compresses well
 
 
-def encode_webm(frames: np.ndarray, fps: int) -> bytes:
+def encode_webm(frames: np.ndarray, fps: int, *, loop: bool) -> bytes:
     """(N, H, W, 4) uint8 straight RGBA -> WebM (VP9, yuva420p; alpha in BlockAdditional)."""
     buffer = io.BytesIO()
     with av.open(buffer, "w", format="webm", options={"fflags": "+bitexact"}) as container:
         stream = container.add_stream("libvpx-vp9", rate=fps)
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = VP9_PIXEL_FORMAT
-        stream.options = dict(VP9_OPTIONS)
+        stream.options = dict(VP9_LOOP_OPTIONS if loop else VP9_CLIP_OPTIONS)
         stream.thread_count = 1
         for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgba")):
+            for packet in stream.encode(
+                av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgba")
+            ):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)

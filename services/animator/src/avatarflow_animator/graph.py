@@ -92,7 +92,14 @@ def build_warp_graph() -> onnx.ModelProto:
         node("Concat", ["n", "chw"], ["batch_shape"], axis=0),
         node("Expand", ["src_p", "batch_shape"], ["src_n"]),
         # Opset 16-19 spell bilinear "bilinear" (opset 20 renamed it "linear").
-        node("GridSample", ["src_n", "grid"], ["warped"], mode="bilinear", padding_mode="zeros", align_corners=0),
+        node(
+            "GridSample",
+            ["src_n", "grid"],
+            ["warped"],
+            mode="bilinear",
+            padding_mode="zeros",
+            align_corners=0,
+        ),
         node("Split", ["warped", "split_source"], ["w_rgb", "w_a", "w_shade"], axis=1),
         # Lash line: the lid margin darkens in proportion to the blink (alpha untouched).
         node("Mul", ["blink", "w_shade"], ["shade"]),

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import numpy as np
-
 from avatarflow_contracts import FaceGeometry
 
 from .graph import build_warp_graph, region_identity_grid
@@ -23,7 +22,7 @@ from .poses import FacePose
 from .rig import FaceRig
 
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
-import onnxruntime as ort  # noqa: E402  (telemetry switch must be set first)
+import onnxruntime as ort
 
 RENDERER_NAME = "onnx-warp"
 RENDERER_VERSION = "1.0"

@@ -55,6 +55,8 @@ SPREAD_OF_HALF_MOUTH = 0.16  # each corner moves out by this at lip_spread = 1
 ROUND_OF_HALF_MOUTH = 0.24  # each corner moves in by this at lip_round = 1
 PRESS_OF_LIP_THICKNESS = 0.3  # lips thin by this at lip_press = 1
 LID_SKIN_OF_EYE_HEIGHT = 1.3  # skin above the lid margin that stretches down over the eye
+LID_INSET_OF_EYE_HEIGHT = 0.18  # the lid skin is taken from this far above the margin landmarks
+LID_OVERSHOOT_OF_EYE_HEIGHT = 0.3  # a closed lid reaches this far past the lower-lid landmarks
 LASH_DARKENING = 0.45  # how dark the lash line of a closed lid is
 NECK_FALLOFF_OF_FACE_HEIGHT = 0.45  # head motion fades to zero over this much neck below the chin
 
@@ -203,8 +205,12 @@ class FaceRig:
             height = np.maximum(np.interp(x, *eye.lower) - margin, 0.0)
             inside = (x >= eye.upper[0][0]) & (x <= eye.upper[0][-1])
             top = margin - LID_SKIN_OF_EYE_HEIGHT * eye.max_height
-            edge = margin + amount * height
-            source = top + (y - top) * (margin - top) / np.maximum(edge - top, 1e-6)
+            # Landmarks sit a little inside a drawn lid line: take the skin from just above the
+            # margin and close slightly past the lower-lid landmark (tapering to the corners).
+            skin_end = margin - LID_INSET_OF_EYE_HEIGHT * eye.max_height
+            overshoot = LID_OVERSHOOT_OF_EYE_HEIGHT * np.sqrt(height * eye.max_height)
+            edge = margin + amount * (height + overshoot)
+            source = top + (y - top) * (skin_end - top) / np.maximum(edge - top, 1e-6)
             on_lid = inside & (y >= top) & (y <= edge)
             dy = np.where(on_lid, y - source, dy)
         return self._to_canvas_vectors(np.zeros_like(dy), dy)
@@ -267,10 +273,10 @@ class FaceRig:
         magnitude = np.tensordot(reach, np.linalg.norm(self.fields(coarse), axis=-1), axes=1)
         magnitude = magnitude.reshape(len(ticks), len(ticks))
         largest = float(magnitude.max(initial=0.0))
-        grow = int(math.ceil(largest)) + step + 2
-        visible = cv2.dilate(
-            (alpha > 0).astype(np.uint8), np.ones((2 * grow + 1, 2 * grow + 1), np.uint8)
-        )[step // 2 :: step, step // 2 :: step]
+        grow = math.ceil(largest) + step + 2
+        visible = cv2.dilate((alpha > 0).astype(np.uint8), np.ones((2 * grow + 1, 2 * grow + 1), np.uint8))[
+            step // 2 :: step, step // 2 :: step
+        ]
         rows, cols = np.nonzero((magnitude > 0.01) & (visible > 0))
         if rows.size == 0:
             return (0, 0, 0, 0)
@@ -302,7 +308,8 @@ class FaceRig:
             inside = (x >= eye.upper[0][0]) & (x <= eye.upper[0][-1])
             openness = np.clip(height / (0.35 * eye.max_height), 0.0, 1.0)
             sigma = 0.6 + 0.08 * eye.max_height
-            band = np.exp(-0.5 * ((y - (margin - 0.5)) / sigma) ** 2)
+            skin_end = margin - LID_INSET_OF_EYE_HEIGHT * eye.max_height
+            band = np.exp(-0.5 * ((y - skin_end) / sigma) ** 2)
             shade = np.maximum(shade, np.where(inside, LASH_DARKENING * band * openness, 0.0))
         return shade.reshape(box[3] - box[1], box[2] - box[0]).astype(np.float32)
 

@@ -42,6 +42,27 @@ def check_face_present(analysis: FaceAnalysis, thresholds: ValidatorThresholds) 
     return result("face_present", ReasonCode.NO_FACE, score, thresholds.detection_confidence, "<")
 
 
+def is_head_like_graphic(shape: ms.GraphicShape, thresholds: ValidatorThresholds) -> bool:
+    t = thresholds
+    low_aspect, high_aspect = t.icon_aspect_range
+    low_centre, high_centre = t.icon_centre_range
+    return (
+        shape.palette_share >= t.icon_min_palette_share
+        and shape.plain_border >= t.icon_min_plain_border
+        and shape.object_dominance >= t.icon_min_object_dominance
+        and shape.object_share >= t.icon_min_object_share
+        and shape.solidity >= t.icon_min_solidity
+        and low_aspect <= shape.aspect <= high_aspect
+        and all(low_centre <= c <= high_centre for c in shape.centre)
+    )
+
+
+def check_head_like_graphic(rgb: np.ndarray, thresholds: ValidatorThresholds) -> CheckResult:
+    """Only when no face was detected: 1.0 for an icon of a head (features_missing), else 0.0."""
+    score = 1.0 if is_head_like_graphic(ms.graphic_shape(rgb), thresholds) else 0.0
+    return result("head_like_graphic", ReasonCode.FEATURES_MISSING, score, 0.5, ">=")
+
+
 def face_confirmed(analysis: FaceAnalysis, thresholds: ValidatorThresholds) -> float:
     """Confidence that the main face is a human face: 1.0 when both detectors found it, else its score."""
     main = analysis.main
@@ -140,14 +161,26 @@ def check_lighting(
     ]
 
 
-def check_eyes(rgb: np.ndarray, landmarks: np.ndarray, thresholds: ValidatorThresholds) -> CheckResult:
-    return result(
-        "eye_contrast",
-        ReasonCode.EYES_OCCLUDED,
-        ms.eye_contrast(rgb, landmarks),
-        thresholds.min_eye_contrast,
-        "<",
-    )
+def check_eyes(
+    rgb: np.ndarray, landmarks: np.ndarray, thresholds: ValidatorThresholds
+) -> list[CheckResult]:
+    """Eyes visible: structure inside the openings, and skin around them (no lens over both)."""
+    return [
+        result(
+            "eye_contrast",
+            ReasonCode.EYES_OCCLUDED,
+            ms.eye_contrast(rgb, landmarks),
+            thresholds.min_eye_contrast,
+            "<",
+        ),
+        result(
+            "eye_surround_delta_e",
+            ReasonCode.EYES_OCCLUDED,
+            ms.eye_surround_difference(rgb, landmarks),
+            thresholds.max_eye_surround_delta_e,
+            ">",
+        ),
+    ]
 
 
 def check_mouth(rgb: np.ndarray, landmarks: np.ndarray, thresholds: ValidatorThresholds) -> CheckResult:

@@ -157,8 +157,8 @@ def regions(rgb: np.ndarray, landmarks: np.ndarray) -> Regions:
     skin_texture = float(high_pass[forehead | bridge].mean()) if skin.size else 0.0
     lower_texture = float(high_pass[lower].mean()) if lower.any() else 0.0
     # Periocular skin: a ring just below each eye (visible under a niqab, covered by sunglasses).
-    below_eyes = lm.disc_mask(shape, landmarks[230, :2], 0.15 * iod) | lm.disc_mask(
-        shape, landmarks[450, :2], 0.15 * iod
+    below_eyes = lm.disc_mask(shape, landmarks[lm.BELOW_EYE_IMAGE_LEFT, :2], 0.15 * iod) | lm.disc_mask(
+        shape, landmarks[lm.BELOW_EYE_IMAGE_RIGHT, :2], 0.15 * iod
     )
     periocular_lab = _median_lab(colours[below_eyes])
     feature_stds = []
@@ -245,6 +245,64 @@ def eye_contrast(rgb: np.ndarray, landmarks: np.ndarray) -> float:
     return float(eye_spread / (face_spread + 1.0))
 
 
+def eye_surround_difference(rgb: np.ndarray, landmarks: np.ndarray) -> float:
+    """How unlike face skin the surroundings of the eyes are (Delta E, the less covered eye).
+
+    Sunglasses put one surface (a tinted, dark or mirrored lens) over the eye opening AND the skin
+    around it: below the lower lid, beyond the outer corner and up to the brow. Around an uncovered
+    eye at least one of those patches is skin, which matches the cheek below it or the forehead
+    (whichever is nearer in colour: a cap's shadow or a mask can hide one of them). Per eye we take
+    the closest patch; the result is the smaller of the two eyes, so both eyes must be covered.
+    """
+    colours = lab(rgb)
+    shape = colours.shape[:2]
+    iod = max(lm.inter_ocular(landmarks), 1.0)
+    patch = 0.08 * iod
+
+    def median_at(centre: np.ndarray, radius: float) -> np.ndarray | None:
+        mask = lm.disc_mask(shape, centre, radius)
+        return np.median(colours[mask], axis=0) if mask.any() else None
+
+    forehead = median_at(landmarks[lm.FOREHEAD, :2], 0.22 * iod)
+    axis = landmarks[lm.EYE_OUTER_IMAGE_RIGHT, :2] - landmarks[lm.EYE_OUTER_IMAGE_LEFT, :2]
+    axis = axis / max(float(np.linalg.norm(axis)), 1e-6)
+    per_eye = []
+    for below, outer, upper_lid, brow, cheek_index, outward in (
+        (
+            lm.BELOW_EYE_IMAGE_LEFT,
+            lm.EYE_OUTER_IMAGE_LEFT,
+            lm.UPPER_LID_IMAGE_LEFT,
+            lm.BROW_MIDDLE_IMAGE_LEFT,
+            lm.CHEEK_IMAGE_LEFT,
+            -1.0,
+        ),
+        (
+            lm.BELOW_EYE_IMAGE_RIGHT,
+            lm.EYE_OUTER_IMAGE_RIGHT,
+            lm.UPPER_LID_IMAGE_RIGHT,
+            lm.BROW_MIDDLE_IMAGE_RIGHT,
+            lm.CHEEK_IMAGE_RIGHT,
+            1.0,
+        ),
+    ):
+        references = [
+            r for r in (median_at(landmarks[cheek_index, :2], 0.15 * iod), forehead) if r is not None
+        ]
+        centres = (
+            landmarks[below, :2],
+            landmarks[outer, :2] + outward * axis * 0.15 * iod,
+            (landmarks[upper_lid, :2] + landmarks[brow, :2]) / 2,
+        )
+        distances = [
+            min(float(np.linalg.norm(colour - r)) for r in references)
+            for colour in (median_at(c, patch) for c in centres)
+            if colour is not None and references
+        ]
+        if distances:
+            per_eye.append(min(distances))
+    return min(per_eye, default=0.0)
+
+
 def mouth_structure(rgb: np.ndarray, landmarks: np.ndarray) -> float:
     """Mean vertical L* gradient over the lips relative to the face's mean vertical gradient."""
     light = lab(rgb)[..., 0]
@@ -255,3 +313,63 @@ def mouth_structure(rgb: np.ndarray, landmarks: np.ndarray) -> float:
     if lips.sum() < 4 or not face.any():
         return 0.0
     return float(vertical[lips].mean() / (vertical[face].mean() + 1e-3))
+
+
+GRAPHIC_SIZE = 256  # the whole image is reduced to this long side for the graphic-shape measures
+
+
+@dataclass(frozen=True)
+class GraphicShape:
+    """Is the image flat artwork showing one compact object on a plain background (an icon)?"""
+
+    palette_share: float  # share of pixels in the 8 commonest colours (16 levels per channel)
+    plain_border: float  # share of border pixels within Delta E 10 of the border's median colour
+    object_share: float  # largest foreground component / image area
+    object_dominance: float  # largest foreground component / all foreground
+    solidity: float  # its area / its convex hull's area
+    aspect: float  # its bounding box width / height
+    centre: tuple[float, float]  # its centroid, relative to the image (0..1)
+
+
+def graphic_shape(rgb: np.ndarray) -> GraphicShape:
+    """Measures of the image as a graphic: palette, plain border, the largest foreground object.
+
+    Foreground is everything more than Delta E 10 from the border's median colour (the background
+    of a graphic is what its edges show).
+    """
+    height, width = rgb.shape[:2]
+    factor = min(1.0, GRAPHIC_SIZE / max(height, width, 1))
+    small = cv2.resize(
+        rgb, (max(1, round(width * factor)), max(1, round(height * factor))), interpolation=cv2.INTER_AREA
+    )
+    quantised = (small // 16).reshape(-1, 3).astype(np.int32)
+    counts = np.bincount(quantised[:, 0] * 256 + quantised[:, 1] * 16 + quantised[:, 2])
+    palette_share = float(np.sort(counts)[::-1][:8].sum() / quantised.shape[0])
+    colours = lab(small)
+    border = np.concatenate([colours[0], colours[-1], colours[:, 0], colours[:, -1]])
+    background = np.median(border, axis=0)
+    plain_border = float((np.linalg.norm(border - background, axis=1) < 10.0).mean())
+    foreground = (np.linalg.norm(colours - background, axis=2) >= 10.0).astype(np.uint8)
+    count, labels, stats, centroids = cv2.connectedComponentsWithStats(foreground, connectivity=8)
+    if count < 2:
+        return GraphicShape(palette_share, plain_border, 0.0, 0.0, 0.0, 0.0, (0.5, 0.5))
+    largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    area = float(stats[largest, cv2.CC_STAT_AREA])
+    contours, _ = cv2.findContours(
+        (labels == largest).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE
+    )
+    outline = max(contours, key=cv2.contourArea)
+    hull_area = float(cv2.contourArea(cv2.convexHull(outline)))
+    box_width, box_height = stats[largest, cv2.CC_STAT_WIDTH], stats[largest, cv2.CC_STAT_HEIGHT]
+    return GraphicShape(
+        palette_share=palette_share,
+        plain_border=plain_border,
+        object_share=area / foreground.size,
+        object_dominance=area / float(foreground.sum()),
+        solidity=float(cv2.contourArea(outline)) / max(hull_area, 1.0),
+        aspect=float(box_width) / max(float(box_height), 1.0),
+        centre=(
+            float(centroids[largest][0] / foreground.shape[1]),
+            float(centroids[largest][1] / foreground.shape[0]),
+        ),
+    )

@@ -44,6 +44,12 @@ class ValidatorThresholds:
     # Eyes: spread (p90-p10 of L*) inside the eye openings relative to the face's p95-p5 spread.
     # An open eye shows sclera, iris and lashes (0.4-1.5); a dark lens is flat (under 0.15).
     min_eye_contrast: float = 0.25
+    # Lens over the eyes: the skin patches around each eye (below the lower lid, beyond the outer
+    # corner, between lid and brow) vs the nearer of cheek and forehead skin, CIE Delta E, closest
+    # patch per eye, less covered eye. Skin against skin of the same face measures under ~15 (shading,
+    # make-up, a cap's shadow); a dark, tinted or mirrored lens over all three patches 30+. Reflections
+    # in a mirror lens can fake eye contrast, but they never look like the face's skin.
+    max_eye_surround_delta_e: float = 25.0
     # Mouth: vertical gradient energy over the lips relative to the face average. Lips always show
     # their outline and the line between them (1.3-4); fabric over the mouth is smooth (under 1).
     min_mouth_structure: float = 1.15
@@ -54,6 +60,21 @@ class ValidatorThresholds:
     # around the eyes by at least this much AND matches the lower-face covering within
     # covering_colour_delta_e: one fabric over forehead and lower face, only the eyes showing.
     covered_forehead_delta_e: float = 25.0
+
+    # Head-like graphic (no face detected): flat artwork (the 8 commonest colours cover this share
+    # of pixels: photos 0.2-0.6, flat-shaded icons 0.95+) on a plain background (this share of the
+    # border within Delta E 10 of its median), holding ONE compact object (at least this share of
+    # all foreground, this much of the image, this solid, head-proportioned and centred). That is
+    # an icon of a head (emoji, silhouette, robot): the shape of a face without human features,
+    # so features_missing is reported beside no_face. Text, QR codes and scattered shapes are many
+    # objects; photographs of objects are not flat.
+    icon_min_palette_share: float = 0.9
+    icon_min_plain_border: float = 0.9
+    icon_min_object_dominance: float = 0.9
+    icon_min_object_share: float = 0.15
+    icon_min_solidity: float = 0.75
+    icon_aspect_range: tuple[float, float] = (0.6, 1.6)  # heads and busts, not bars or banners
+    icon_centre_range: tuple[float, float] = (0.3, 0.7)  # centroid inside the middle of the image
 
     # --- Warnings / hints ---------------------------------------------------------------------
     max_background_edge_density: float = 0.05  # Canny edge share outside the person region

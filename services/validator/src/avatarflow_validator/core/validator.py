@@ -98,9 +98,10 @@ def face_geometry(analysis: FaceAnalysis, score: float) -> FaceGeometry:
 def _rejection(
     reason: ReasonCode, checks_run: list[CheckResult], image: DecodedImage | None
 ) -> ValidationOutcome:
+    extra = [ReasonCode(c.code) for c in checks_run if not c.passed and c.severity == "reject"]
     return ValidationOutcome(
         accepted=False,
-        reasons=[reason],
+        reasons=order_reasons([reason, *extra]),
         warnings=[],
         checks=checks_run,
         face=None,
@@ -144,7 +145,10 @@ class Validator:
         analysis = self._analyzer.analyse(np.asarray(image.rgb))
         present = checks.check_face_present(analysis, t)
         if not present.passed:
-            return _rejection(ReasonCode.NO_FACE, [present], image)
+            # No face, but an icon of a head (emoji, silhouette, robot) is a face shape without
+            # human features: say so as well, so the editor knows why it is not a face to us.
+            icon = checks.check_head_like_graphic(np.asarray(image.rgb), t)
+            return _rejection(ReasonCode.NO_FACE, [present, icon], image)
         run: list[CheckResult] = [present, checks.check_single_face(analysis, t)]
         confirmed = checks.face_confirmed(analysis, t)
         mesh = analysis.landmarks
@@ -163,7 +167,7 @@ class Validator:
         face_rgb, face_mesh = face_region(rgb, mesh)
         run.extend(checks.check_sharpness(face_rgb, face_mesh, t))
         run.extend(checks.check_lighting(face_rgb, face_mesh, t))
-        run.append(checks.check_eyes(face_rgb, face_mesh, t))
+        run.extend(checks.check_eyes(face_rgb, face_mesh, t))
         run.append(checks.check_mouth(face_rgb, face_mesh, t))
         run.append(checks.check_background(rgb, mesh, t))
         illustration, noise = checks.illustration_hint(face_rgb, face_mesh, t)

@@ -1,0 +1,5 @@
+import sys
+
+from avatarflow.cli import main
+
+sys.exit(main())

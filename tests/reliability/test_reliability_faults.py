@@ -1,0 +1,235 @@
+"""Fault injection on the whole pipeline: nothing lost, nothing duplicated, everything recovers.
+
+Each test uploads a small mix of images (3 avatars to make, 3 rejections), injects one fault while
+they are in flight, waits until every upload is terminal and checks the harness invariants:
+(a) one terminal status per upload in the notifier's database, (b) every output object present and
+matching its sha256, (c) no conflicting terminal events, (d) every consumer group's lag back to 0.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from avatarflow.devstack.harness import DEAD_LETTER_TOPIC, EVENT_TOPICS, GROUP_TOPICS, PipelineHarness, Upload
+from avatarflow.devstack.processes import SERVICES
+from conftest import expected_status
+
+pytestmark = [pytest.mark.integration, pytest.mark.faults]
+UPLOADS_PER_TEST = 6
+TIMEOUT_S = 300
+
+
+def _wait_in_flight(harness: PipelineHarness, uploads: list[Upload], min_rows: int = 1, timeout_s: float = 30) -> None:
+    """Wait until the notifier has seen at least ``min_rows`` of the uploads (so work is under way)."""
+    deadline = time.monotonic() + timeout_s
+    ids = [u.upload_id for u in uploads]
+    while time.monotonic() < deadline:
+        try:
+            if len(harness.db_statuses(ids)) >= min_rows:
+                return
+        except Exception:
+            pass
+        time.sleep(0.2)
+
+
+def _finish(
+    harness: PipelineHarness, uploads: list[Upload], figures: dict[str, Any], name: str, fault_at: float, faults: int
+) -> None:
+    ids = [u.upload_id for u in uploads]
+    statuses = harness.wait_terminal(ids, TIMEOUT_S)
+    recovered_s = time.monotonic() - fault_at
+    report = harness.assert_invariants(ids)
+    expected = {u.upload_id: expected_status(u.source_name) for u in uploads}
+    assert statuses == expected, (statuses, expected)
+    figures[name] = {
+        "uploads": len(ids),
+        "faults": faults,
+        "lost": sum(1 for u in ids if statuses.get(u) not in ("ready", "rejected", "failed")),
+        "conflicting_terminal_events": report.conflicting_terminal_events,
+        "redelivered_terminal_events": report.duplicate_terminal_events,
+        "objects_verified": report.objects_checked,
+        "seconds_from_fault_to_all_terminal": round(recovered_s, 1),
+        "outcomes": {s: list(statuses.values()).count(s) for s in ("ready", "rejected", "failed")},
+    }
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_kill_9_each_service_mid_run(
+    harness: PipelineHarness, mixed_images: list[Path], reliability_figures: dict[str, Any], service: str
+) -> None:
+    uploads: list[Upload] = []
+    if service == "ingest":
+        # Kill ingest while uploads are being posted; the client retries until accepted.
+        thread = threading.Thread(
+            target=lambda: uploads.extend(harness.upload_many(mixed_images, UPLOADS_PER_TEST, prefix="kill-ingest"))
+        )
+        thread.start()
+        time.sleep(0.5)
+        fault_at = time.monotonic()
+        harness.restart_service("ingest")
+        thread.join(timeout=TIMEOUT_S)
+        assert len(uploads) == UPLOADS_PER_TEST
+    else:
+        uploads = harness.upload_many(mixed_images, UPLOADS_PER_TEST, prefix=f"kill-{service}")
+        _wait_in_flight(harness, uploads, min_rows=2)
+        time.sleep(1.0 if service in ("validator", "notifier") else 4.0)
+        fault_at = time.monotonic()
+        harness.restart_service(service)  # SIGKILL, then a fresh process
+    _finish(harness, uploads, reliability_figures, f"kill_9_{service}", fault_at, faults=1)
+
+
+def test_broker_restart_mid_run_with_durable_storage(
+    harness: PipelineHarness, mixed_images: list[Path], reliability_figures: dict[str, Any]
+) -> None:
+    uploads = harness.upload_many(mixed_images, UPLOADS_PER_TEST, prefix="broker")
+    _wait_in_flight(harness, uploads, min_rows=2)
+    fault_at = time.monotonic()
+    harness.stack.stop_component("tansu", kill=True)
+    time.sleep(3)
+    harness.stack.start_component("tansu")
+    _finish(harness, uploads, reliability_figures, "broker_kill_restart", fault_at, faults=1)
+    assert all(harness.all_alive_and_ready().values())
+
+
+def test_s3_unavailable_for_ten_seconds(
+    harness: PipelineHarness, mixed_images: list[Path], reliability_figures: dict[str, Any]
+) -> None:
+    uploads = harness.upload_many(mixed_images, UPLOADS_PER_TEST, prefix="s3")
+    _wait_in_flight(harness, uploads, min_rows=2)
+    fault_at = time.monotonic()
+    harness.stack.stop_component("seaweedfs")
+    time.sleep(10)
+    harness.stack.start_component("seaweedfs")
+    _finish(harness, uploads, reliability_figures, "s3_down_10s", fault_at, faults=1)
+
+
+def test_notifier_database_connections_terminated_repeatedly(
+    harness: PipelineHarness, mixed_images: list[Path], reliability_figures: dict[str, Any]
+) -> None:
+    database = sa.engine.make_url(harness.database_url).database
+    admin = sa.create_engine(
+        sa.engine.make_url(harness.database_url).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT"
+    )
+    terminated = 0
+    try:
+        uploads = harness.upload_many(mixed_images, UPLOADS_PER_TEST, prefix="pgdrop")
+        fault_at = time.monotonic()
+        # Only this session's database: the machine's PostgreSQL server is shared and never restarted.
+        query = sa.text(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = :db AND pid <> pg_backend_pid() AND application_name NOT LIKE 'reliability-harness%'"
+        )
+        for _ in range(8):
+            with admin.connect() as conn:
+                terminated += sum(1 for row in conn.execute(query, {"db": database}) if row[0])
+            time.sleep(1.5)
+    finally:
+        admin.dispose()
+    assert terminated > 0, "no notifier connection was terminated: the fault was not injected"
+    _finish(harness, uploads, reliability_figures, "postgres_backends_terminated", fault_at, faults=terminated)
+
+
+POISONS: dict[str, Any] = {
+    "bad_json": lambda topic: b'{"event_id": "not json',
+    "wrong_types": lambda topic: json.dumps(
+        {"event_type": topic, "schema_version": "1.0", "event_id": 12, "upload_id": [], "space_id": {}}
+    ).encode(),
+    "unknown_major": lambda topic: json.dumps(
+        {"event_type": topic, "schema_version": "9.0", "event_id": str(uuid.uuid4())}
+    ).encode(),
+    "huge": lambda topic: json.dumps({"event_type": topic, "schema_version": "1.0", "pad": "x" * 600_000}).encode(),
+}
+EXPECTED_ERROR = {
+    "bad_json": "MalformedEvent",
+    "wrong_types": "MalformedEvent",
+    "unknown_major": "UnknownSchemaVersion",
+    "huge": "EventTooLarge",
+}
+
+
+def test_poison_event_on_every_topic_is_dead_lettered_and_the_stream_flows_on(
+    harness: PipelineHarness, mixed_images: list[Path], reliability_figures: dict[str, Any]
+) -> None:
+    space = f"poison-{uuid.uuid4().hex[:6]}"
+    marker = uuid.uuid4().hex
+    records = []
+    for topic in EVENT_TOPICS:
+        for kind, make in POISONS.items():
+            headers = [("poison-marker", f"{marker}:{topic}:{kind}".encode())]
+            records.append((topic, space.encode(), make(topic), headers))
+    harness.produce_many(records)
+    fault_at = time.monotonic()
+    # Uploads on the same space (same partition, behind the poison) and elsewhere still complete.
+    uploads = [harness.upload(mixed_images[i], space if i < 2 else f"{space}-{i}", f"poison-editor-{i}") for i in range(4)]
+
+    expected = {
+        (topic, kind, group) for topic in EVENT_TOPICS for kind in POISONS for group, ts in GROUP_TOPICS.items() if topic in ts
+    }
+    found: set[tuple[str, str, str]] = set()
+    deadline = time.monotonic() + TIMEOUT_S
+    while time.monotonic() < deadline and found != expected:
+        for record in harness.read_all((DEAD_LETTER_TOPIC,), idle_s=1.0)[DEAD_LETTER_TOPIC]:
+            letter = json.loads(record.value)
+            headers = {k: base64.b64decode(v) for k, v in letter["headers"]}
+            tag = headers.get("poison-marker", b"").decode()
+            if not tag.startswith(marker):
+                continue
+            _, topic, kind = tag.split(":")
+            assert letter["topic"] == topic and letter["error_type"] == EXPECTED_ERROR[kind], letter["error_type"]
+            assert letter["error"], "dead letter without the error"
+            assert base64.b64decode(letter["value_b64"]) == POISONS[kind](topic)  # original bytes kept
+            group = f"avatarflow-{letter['service']}"
+            found.add((topic, kind, group))
+        time.sleep(1)
+    assert found == expected, f"missing dead letters: {sorted(expected - found)}"
+    _finish(harness, uploads, reliability_figures, "poison_every_topic", fault_at, faults=len(records))
+    reliability_figures["poison_every_topic"]["dead_letters"] = len(found)
+
+
+def test_duplicate_delivery_of_every_event_changes_nothing(
+    harness: PipelineHarness, mixed_images: list[Path], reliability_figures: dict[str, Any]
+) -> None:
+    uploads = harness.upload_many(mixed_images, UPLOADS_PER_TEST, prefix="dup")
+    ids = [u.upload_id for u in uploads]
+    harness.wait_terminal(ids, TIMEOUT_S)
+    before = harness.db_statuses()
+    terminal_before = _terminal_event_ids(harness)
+    # Replay every event topic from offset 0 by producing every record again (same key, value, headers).
+    replay = []
+    for topic, records in harness.read_all().items():
+        replay += [(topic, r.key, r.value, list(r.headers.items())) for r in records]
+    fault_at = time.monotonic()
+    harness.produce_many(replay)
+    lag = harness.wait_lag_zero(TIMEOUT_S)
+    assert not any(lag.values()), lag
+    after = harness.db_statuses()
+    changed = {
+        u: (before[u]["status"], after[u]["status"])
+        for u in before
+        if (before[u]["status"], before[u]["terminal_event_type"]) != (after[u]["status"], after[u]["terminal_event_type"])
+    }
+    assert not changed, changed
+    assert set(after) == set(before), "a replay created uploads"
+    assert _terminal_event_ids(harness) == terminal_before, "a replay produced a new terminal outcome"
+    _finish(harness, uploads, reliability_figures, "duplicate_delivery_all_topics", fault_at, faults=len(replay))
+    reliability_figures["duplicate_delivery_all_topics"]["status_changes"] = len(changed)
+
+
+def _terminal_event_ids(harness: PipelineHarness) -> dict[str, set[str]]:
+    result: dict[str, set[str]] = {}
+    for topic, records in harness.read_all(("face.rejected", "avatar.rendered", "avatar.failed")).items():
+        for record in records:
+            try:
+                payload = json.loads(record.value)
+                result.setdefault(str(payload["upload_id"]), set()).add(str(payload["event_id"]))
+            except (ValueError, KeyError, TypeError):
+                continue  # a poison record from the poison test
+    return result
