@@ -70,7 +70,7 @@ def main() -> int:
     args = parser.parse_args()
 
     wanted = CUDA_PROVIDER if args.provider == "cuda" else CPU_PROVIDER
-    renderer = OnnxWarpRenderer(providers=[wanted, CPU_PROVIDER], intra_op_threads=1)
+    renderer = OnnxWarpRenderer(providers=list(dict.fromkeys([wanted, CPU_PROVIDER])), intra_op_threads=1)
     if renderer.execution_provider != wanted:
         print(
             f"{args.provider}: not measured ({wanted} unavailable; "

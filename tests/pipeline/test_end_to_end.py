@@ -19,16 +19,17 @@ from pathlib import Path
 import boto3
 import httpx
 import pytest
-from avatarflow.devstack import StackEndpoints
-from avatarflow.devstack.processes import SERVICES, ServiceProcess
-from avatarflow.devstack.topics import read_topic
 from avatarflow_contracts import AvatarRendered, Topic, decode_event
 from avatarflow_contracts.manifest import AvatarManifest
 from avatarflow_runtime.auth import mint_token
 from avatarflow_runtime.settings import ServiceSettings
 
+from avatarflow.devstack import StackEndpoints
+from avatarflow.devstack.processes import SERVICES, ServiceProcess
+from avatarflow.devstack.topics import read_topic
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "deploy"))
-from promtool import check_metrics  # noqa: E402
+from promtool import check_metrics
 
 pytestmark = pytest.mark.integration
 SECRET = ServiceSettings().jwt_secret.get_secret_value()
@@ -198,6 +199,7 @@ async def test_editor_uploads_through_the_page_and_sees_the_prompt_live(
             )
             await expect(editor.locator("#prompt")).to_be_visible(timeout=120_000)
             await expect(editor.locator("#prompt-message")).to_contain_text("We couldn't find a face")
+            await expect(editor.locator("#upload-result")).to_have_text("")  # no stale "checking…" line
             await editor.screenshot(path=str(artifacts_dir / "e2e-editor-prompt.png"), full_page=True)
 
             await viewer.reload()

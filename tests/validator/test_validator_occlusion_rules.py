@@ -47,7 +47,9 @@ def test_uncovered_eyes_have_skin_around_them(portrait: tuple[np.ndarray, np.nda
     assert all(_results(checks.check_eyes(rgb, mesh, T)).values())
 
 
-def test_mirror_lens_with_reflections_fails_the_surround_rule(portrait: tuple[np.ndarray, np.ndarray]) -> None:
+def test_mirror_lens_with_reflections_fails_the_surround_rule(
+    portrait: tuple[np.ndarray, np.ndarray],
+) -> None:
     """A bright, bluish mirror lens whose reflections give the eye openings plenty of contrast."""
     rgb, mesh = portrait
     mirrored = _lenses(rgb, mesh, (150, 185, 225))
@@ -66,8 +68,8 @@ def test_one_covered_eye_is_not_a_pair_of_sunglasses(portrait: tuple[np.ndarray,
     patched = rgb.copy()
     iod = lm.inter_ocular(mesh)
     centre = lm.points(mesh, lm.EYE_IMAGE_LEFT).mean(axis=0)
-    cv2.ellipse(patched, (round(centre[0]), round(centre[1])), (round(0.45 * iod), round(0.3 * iod)), 0, 0, 360,
-                (150, 185, 225), -1)  # fmt: skip
+    axes = (round(0.45 * iod), round(0.3 * iod))
+    cv2.ellipse(patched, (round(centre[0]), round(centre[1])), axes, 0, 0, 360, (150, 185, 225), -1)
     assert measures.eye_surround_difference(patched, mesh) < T.max_eye_surround_delta_e
 
 
@@ -83,8 +85,10 @@ def test_one_fabric_over_forehead_and_lower_face_is_a_face_covering(
     cv2.fillPoly(covered, [cv2.convexHull(lower)], fabric)
     oval = lm.polygon_mask(rgb.shape[:2], lm.points(mesh, lm.FACE_OVAL))
     brow_line = min(mesh[lm.BROW_MIDDLE_IMAGE_LEFT, 1], mesh[lm.BROW_MIDDLE_IMAGE_RIGHT, 1])
-    rows = np.arange(rgb.shape[0])[:, None] < brow_line - 0.05 * iod
-    covered[(oval & rows) | ((rows) & ~oval & (np.arange(rgb.shape[0])[:, None] > brow_line - 1.2 * iod))] = fabric
+    row = np.arange(rgb.shape[0])[:, None]
+    above_brows = row < brow_line - 0.05 * iod
+    # The fabric covers the forehead inside the face oval and the head around it (hood).
+    covered[(oval & above_brows) | (above_brows & (row > brow_line - 1.2 * iod))] = fabric
     mouth = checks.check_mouth(covered, mesh, T)
     assert not mouth.passed and mouth.code == ReasonCode.FACE_COVERING
     # The eyes stay visible through the opening: this is not reported as hidden eyes.

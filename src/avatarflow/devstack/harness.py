@@ -243,7 +243,12 @@ class PipelineHarness:
 
     # ---- uploads --------------------------------------------------------------------------
     def post_upload(
-        self, space_id: str, data: bytes, filename: str, token: str, content_type: str = "application/octet-stream"
+        self,
+        space_id: str,
+        data: bytes,
+        filename: str,
+        token: str,
+        content_type: str = "application/octet-stream",
     ) -> httpx.Response:
         return httpx.post(
             f"{self.procs['ingest'].base_url}/v1/spaces/{space_id}/uploads",
@@ -252,7 +257,9 @@ class PipelineHarness:
             timeout=60,
         )
 
-    def upload(self, image: Path, space_id: str, editor_id: str = "reliability-editor", timeout_s: float = 120) -> Upload:
+    def upload(
+        self, image: Path, space_id: str, editor_id: str = "reliability-editor", timeout_s: float = 120
+    ) -> Upload:
         """Upload over HTTP as a client would: retry 429/503 and connection errors until accepted."""
         token = self.token(space_id, editor_id)
         data = image.read_bytes()
@@ -273,7 +280,9 @@ class PipelineHarness:
             time.sleep(float(response.headers.get("retry-after", "1")) if response.status_code == 429 else 1)
         raise TimeoutError(f"upload of {image.name} not accepted within {timeout_s}s: {last}")
 
-    def upload_many(self, images: list[Path], count: int, *, prefix: str = "rel", spaces: int | None = None) -> list[Upload]:
+    def upload_many(
+        self, images: list[Path], count: int, *, prefix: str = "rel", spaces: int | None = None
+    ) -> list[Upload]:
         """``count`` uploads cycling through ``images``; one space per upload unless ``spaces`` is given."""
         run = uuid.uuid4().hex[:6]
         uploads = []
@@ -283,7 +292,12 @@ class PipelineHarness:
         return uploads
 
     def produce_uploaded(
-        self, data: bytes, content_type: str, space_id: str, editor_id: str = "platform-editor", name: str = "platform"
+        self,
+        data: bytes,
+        content_type: str,
+        space_id: str,
+        editor_id: str = "platform-editor",
+        name: str = "platform",
     ) -> Upload:
         """The platform flow: put the object in S3 (with its sha256), then produce image.uploaded."""
         from avatarflow_contracts import ImageUploaded, ObjectRef, encode_event
@@ -293,7 +307,11 @@ class PipelineHarness:
         key = original_key(upload_id, content_type)
         digest = hashlib.sha256(data).hexdigest()
         self.s3.put_object(
-            Bucket=self.endpoints.bucket, Key=key, Body=data, ContentType=content_type, Metadata={"sha256": digest}
+            Bucket=self.endpoints.bucket,
+            Key=key,
+            Body=data,
+            ContentType=content_type,
+            Metadata={"sha256": digest},
         )
         ref = ObjectRef(bucket=self.endpoints.bucket, key=key, size=len(data), sha256=digest, content_type=content_type)
         event = ImageUploaded(upload_id=upload_id, space_id=space_id, editor_id=editor_id, original=ref)
@@ -301,7 +319,11 @@ class PipelineHarness:
         return Upload(str(upload_id), space_id, editor_id, self.token(space_id, editor_id), name)
 
     def produce_raw(
-        self, topic: str, value: bytes, key: bytes | None = None, headers: list[tuple[str, bytes]] | None = None
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
     ) -> None:
         self.produce_many([(topic, key, value, headers or [])])
 
@@ -331,7 +353,9 @@ class PipelineHarness:
             if len(statuses) == len(upload_ids) and all(s in TERMINAL_STATUSES for s in statuses.values()):
                 return statuses
             if time.monotonic() > deadline:
-                missing = {u: statuses.get(u, "<no row>") for u in upload_ids if statuses.get(u) not in TERMINAL_STATUSES}
+                missing = {
+                    u: statuses.get(u, "<no row>") for u in upload_ids if statuses.get(u) not in TERMINAL_STATUSES
+                }
                 raise TimeoutError(f"not terminal after {timeout_s}s: {missing}\n{self.log_tails()}")
             time.sleep(0.5)
 
@@ -368,7 +392,16 @@ class PipelineHarness:
 
     # ---- invariants -----------------------------------------------------------------------
     def check_invariants(self, upload_ids: list[str], *, check_lag: bool = True) -> InvariantReport:
-        from avatarflow_contracts import decode_any
+        from avatarflow_contracts import PoisonEvent, decode_any
+
+        def decoded(topic: str) -> list[Any]:
+            events = []
+            for record in records[topic]:
+                try:
+                    events.append(decode_any(record.value, topic))
+                except PoisonEvent:
+                    continue  # dead-lettered by the consumers; not an upload's event
+            return events
 
         report = InvariantReport(uploads=len(upload_ids))
         wanted = set(upload_ids)
@@ -385,8 +418,7 @@ class PipelineHarness:
 
         # (b) every output object referenced by avatar.matted / avatar.rendered exists and is intact.
         for topic, fields in OUTPUT_REFS.items():
-            for record in records[topic]:
-                event = decode_any(record.value, topic)
+            for event in decoded(topic):
                 if str(event.upload_id) not in wanted:
                     continue
                 for name in fields:
@@ -403,8 +435,7 @@ class PipelineHarness:
         # (c) terminal events: redeliveries only with the same event_id; DB equals the first outcome.
         terminal_events: dict[str, list[tuple[Any, str, str]]] = defaultdict(list)
         for topic in TERMINAL_EVENT_STATUS:
-            for record in records[topic]:
-                event = decode_any(record.value, topic)
+            for event in decoded(topic):
                 if str(event.upload_id) in wanted:
                     terminal_events[str(event.upload_id)].append((event.occurred_at, str(event.event_id), topic))
         for upload_id in upload_ids:
@@ -420,7 +451,7 @@ class PipelineHarness:
             first_status = TERMINAL_EVENT_STATUS[events[0][2]]
             if upload_id in report.terminal and report.terminal[upload_id] != first_status:
                 report.violations.append(
-                    f"{upload_id}: DB status {report.terminal[upload_id]} != first terminal event {first_status}"
+                    f"{upload_id}: DB {report.terminal[upload_id]} != first terminal event {first_status}"
                 )
 
         # (d) every consumer group has caught up (lag from committed offsets vs records read).

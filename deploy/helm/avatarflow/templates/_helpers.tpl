@@ -205,6 +205,7 @@ AVATARFLOW_NOTIFIER_SSE_PING_INTERVAL_S: {{ $c.notifier.ssePingIntervalS | toStr
 AVATARFLOW_NOTIFIER_CATALOGUE_PREFIX: {{ $c.notifier.cataloguePrefix | quote }}
 AVATARFLOW_NOTIFIER_CATALOGUE_CACHE_S: {{ $c.notifier.catalogueCacheS | toString | quote }}
 AVATARFLOW_NOTIFIER_MIGRATE_ON_START: {{ $c.notifier.migrateOnStart | toString | quote }}
+AVATARFLOW_NOTIFIER_SEED_CATALOGUE: {{ $c.notifier.seedCatalogue | toString | quote }}
 {{- end }}
 {{- if eq .name "matting" }}
 # The image warms this cache at build time; an init container copies it into the emptyDir.

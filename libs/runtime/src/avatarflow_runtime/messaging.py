@@ -25,6 +25,7 @@ import base64
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from aiokafka.errors import KafkaError
@@ -205,6 +206,8 @@ async def process_record(
         if failure is None:
             await _settle(message, _publish_all(bus, outputs), settings)
             metrics.EVENTS_CONSUMED.labels(service, topic, "processed").inc()
+            waited = (datetime.now(UTC) - event.occurred_at).total_seconds()
+            metrics.STAGE_LATENCY_SECONDS.labels(service).observe(max(waited, 0.0))
             bound.info("processed", outputs=[o.event_type for o in outputs], attempts=attempts)
             return
         failure_event = spec.on_failure(event, failure, attempts) if spec.on_failure else None
@@ -259,3 +262,31 @@ async def _settle(message: KafkaMessage, publishing: Awaitable[None], settings: 
         await asyncio.sleep(settings.retry_backoff_max_s)
         raise
     await message.ack()
+
+
+async def report_consumer_lag(broker: KafkaBroker, service: str, interval_s: float = 5.0) -> None:
+    """Export each subscriber's lag (highwater from fetch responses - position) until cancelled.
+
+    Highwater marks come from fetch responses, not ListOffsets, so they stay right on brokers whose
+    end-offset answers are off (Tansu). KEDA scales on the broker-side lag; this gauge lets an SRE
+    see the same thing from the pod.
+    """
+    while True:
+        totals: dict[tuple[str, str], int] = {}
+        for subscriber in list(broker.subscribers):
+            consumer = getattr(subscriber, "consumer", None)
+            group = getattr(consumer, "_group_id", None) if consumer is not None else None
+            if consumer is None or group is None:
+                continue
+            for tp in consumer.assignment():
+                highwater = consumer.highwater(tp)
+                if highwater is None:
+                    continue
+                try:
+                    position = await consumer.position(tp)
+                except Exception:  # rebalancing: skip this round
+                    continue
+                totals[(group, tp.topic)] = totals.get((group, tp.topic), 0) + max(highwater - position, 0)
+        for (group, topic), lag in totals.items():
+            metrics.CONSUMER_LAG.labels(service, group, topic).set(lag)
+        await asyncio.sleep(interval_s)

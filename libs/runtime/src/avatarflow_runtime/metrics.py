@@ -25,7 +25,12 @@ PROCESSING_SECONDS = Histogram(
 IN_FLIGHT = Gauge("avatarflow_in_flight", "Events being processed now", ["service"])
 STAGE_LATENCY_SECONDS = Histogram(
     "avatarflow_stage_latency_seconds",
-    "Time from the upload's first event to this stage's output",
+    "Time from the input event's occurred_at to this stage's output being published (queueing + processing)",
     ["service"],
     buckets=(0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128, 300),
+)
+CONSUMER_LAG = Gauge(
+    "avatarflow_consumer_lag",
+    "Records not yet consumed by this process's consumers (highwater - position, assigned partitions)",
+    ["service", "group", "topic"],
 )

@@ -20,15 +20,14 @@ async def create_topics(bootstrap: str, *, partitions: int, replication_factor: 
         existing = set(await admin.list_topics())
         missing = [t.value for t in ALL_TOPICS if t.value not in existing]
         if missing:
-            try:
+            # Another provisioner may win the race: fine.
+            with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(
                     [
                         NewTopic(name, num_partitions=partitions, replication_factor=replication_factor)
                         for name in missing
                     ]
                 )
-            except TopicAlreadyExistsError:
-                pass  # another provisioner won the race: fine
         return missing
     finally:
         await admin.close()

@@ -25,7 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from .auth import AuthError, Forbidden
 from .logging import configure_logging, get_logger
-from .messaging import EventBus
+from .messaging import EventBus, report_consumer_lag
 from .settings import ServiceSettings
 from .storage import ObjectStore
 
@@ -87,11 +87,13 @@ class ServiceRuntime:
             await hook()
         await _start_broker_with_retry(self.broker)
         self.started = True
+        lag_reporter = asyncio.create_task(report_consumer_lag(self.broker, self.settings.service_name))
         log.info("service_started", http_port=self.settings.http_port)
         try:
             yield
         finally:
             self.started = False
+            lag_reporter.cancel()
             log.info("service_stopping")
             await self.broker.stop()
             for hook in self.on_shutdown:

@@ -1,6 +1,7 @@
 """One configuration system: environment variables read by pydantic-settings.
 
-Every variable is prefixed ``AVATARFLOW_`` and documented in the README's configuration table.
+Every variable is prefixed ``AVATARFLOW_`` and documented in the README's configuration table
+(generated from these classes by ``python -m avatarflow.config_table``; a test keeps it in sync).
 Service-specific settings subclass :class:`ServiceSettings`.
 """
 
@@ -13,38 +14,54 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AVATARFLOW_", extra="ignore", frozen=True)
 
-    service_name: str = "avatarflow"
-    log_level: str = "INFO"
-    log_json: bool = True
+    service_name: str = Field(
+        default="avatarflow", description="name in logs, metrics and the Kafka client id"
+    )
+    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING, ERROR")
+    log_json: bool = Field(default=True, description="JSON log lines (false: human-readable console)")
 
-    # Broker
-    kafka_bootstrap_servers: str = "127.0.0.1:9092"
-    # On for Apache Kafka; the embedded Tansu broker rejects aiokafka's idempotent producer.
-    kafka_idempotent_producer: bool = False
-    kafka_session_timeout_ms: int = Field(default=10_000, ge=1_000)
-    kafka_heartbeat_interval_ms: int = Field(default=3_000, ge=100)
-    kafka_max_poll_interval_ms: int = Field(default=300_000, ge=10_000)
+    kafka_bootstrap_servers: str = Field(
+        default="127.0.0.1:9092", description="comma-separated host:port list"
+    )
+    kafka_idempotent_producer: bool = Field(
+        default=False,
+        description="true on Apache Kafka; the embedded Tansu broker rejects aiokafka's idempotent producer",
+    )
+    kafka_session_timeout_ms: int = Field(
+        default=10_000, ge=1_000, description="consumer group session timeout"
+    )
+    kafka_heartbeat_interval_ms: int = Field(default=3_000, ge=100, description="consumer heartbeat interval")
+    kafka_max_poll_interval_ms: int = Field(
+        default=300_000, ge=10_000, description="longest processing of one record; also the rebalance timeout"
+    )
 
-    # S3-compatible storage
-    s3_endpoint_url: str | None = None
-    s3_region: str = "us-east-1"
-    s3_access_key_id: SecretStr | None = None
-    s3_secret_access_key: SecretStr | None = None
-    s3_bucket: str = "avatarflow"
-    s3_connect_timeout_s: float = 3.0
-    s3_read_timeout_s: float = 15.0
+    s3_endpoint_url: str | None = Field(default=None, description="S3 API endpoint (unset: AWS S3)")
+    s3_region: str = Field(default="us-east-1", description="S3 region")
+    s3_access_key_id: SecretStr | None = Field(
+        default=None, description="S3 access key (unset: default AWS chain)"
+    )
+    s3_secret_access_key: SecretStr | None = Field(default=None, description="S3 secret key")
+    s3_bucket: str = Field(
+        default="avatarflow", description="bucket for originals, cut-outs, packs, catalogue"
+    )
+    s3_connect_timeout_s: float = Field(default=3.0, description="S3 connect timeout")
+    s3_read_timeout_s: float = Field(default=15.0, description="S3 read timeout")
 
-    # HTTP: health, readiness and Prometheus metrics (and the service's API where it has one)
-    http_host: str = "127.0.0.1"
-    http_port: int = Field(default=8080, ge=0, le=65535)
+    http_host: str = Field(default="127.0.0.1", description="HTTP bind address (0.0.0.0 in containers)")
+    http_port: int = Field(
+        default=8080, ge=0, le=65535, description="HTTP port: API, /healthz, /readyz, /metrics"
+    )
 
-    # Retries for transient faults (S3, broker); after this many attempts the event is dead-lettered
-    # or, for processing stages, turned into avatar.failed.
-    max_attempts: int = Field(default=6, ge=1, le=50)
-    retry_backoff_initial_s: float = Field(default=0.5, gt=0)
-    retry_backoff_max_s: float = Field(default=8.0, gt=0)
+    max_attempts: int = Field(
+        default=6, ge=1, le=50, description="attempts per record before dead-lettering (and avatar.failed)"
+    )
+    retry_backoff_initial_s: float = Field(
+        default=0.5, gt=0, description="first retry delay; doubles each attempt"
+    )
+    retry_backoff_max_s: float = Field(default=8.0, gt=0, description="retry delay cap")
 
-    # Auth (HS256 JWT with sub, space_id, role claims)
-    jwt_secret: SecretStr = SecretStr("dev-only-change-me-0123456789abcdef")
-    jwt_issuer: str = "avatarflow"
-    jwt_audience: str = "avatarflow"
+    jwt_secret: SecretStr = Field(
+        default=SecretStr("dev-only-change-me-0123456789abcdef"), description="HS256 key for bearer tokens"
+    )
+    jwt_issuer: str = Field(default="avatarflow", description="required iss claim")
+    jwt_audience: str = Field(default="avatarflow", description="required aud claim")

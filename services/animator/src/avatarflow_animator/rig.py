@@ -33,6 +33,8 @@ RIGHT_EYE_UPPER = (33, 246, 161, 160, 159, 158, 157, 173, 133)
 RIGHT_EYE_LOWER = (33, 7, 163, 144, 145, 153, 154, 155, 133)
 LEFT_EYE_UPPER = (263, 466, 388, 387, 386, 385, 384, 398, 362)
 LEFT_EYE_LOWER = (263, 249, 390, 373, 374, 380, 381, 382, 362)
+RIGHT_BROW_LOWER = (46, 53, 52, 65, 55)
+LEFT_BROW_LOWER = (276, 283, 282, 295, 285)
 MOUTH_CORNERS = (61, 291)
 FOREHEAD_TOP, CHIN, NOSE_BASE = 10, 152, 2
 
@@ -55,8 +57,9 @@ SPREAD_OF_HALF_MOUTH = 0.16  # each corner moves out by this at lip_spread = 1
 ROUND_OF_HALF_MOUTH = 0.24  # each corner moves in by this at lip_round = 1
 PRESS_OF_LIP_THICKNESS = 0.3  # lips thin by this at lip_press = 1
 LID_SKIN_OF_EYE_HEIGHT = 1.3  # skin above the lid margin that stretches down over the eye
-LID_INSET_OF_EYE_HEIGHT = 0.18  # the lid skin is taken from this far above the margin landmarks
-LID_OVERSHOOT_OF_EYE_HEIGHT = 0.3  # a closed lid reaches this far past the lower-lid landmarks
+BROW_CLEARANCE = 0.35  # the lid skin starts at least this fraction of the brow-to-lid gap below the brow
+LID_INSET_OF_EYE_HEIGHT = 0.12  # the lid skin is taken from this far above the margin landmarks
+LID_OVERSHOOT_OF_EYE_HEIGHT = 0.15  # a closed lid reaches this far past the lower-lid landmarks
 LASH_DARKENING = 0.45  # how dark the lash line of a closed lid is
 NECK_FALLOFF_OF_FACE_HEIGHT = 0.45  # head motion fades to zero over this much neck below the chin
 
@@ -76,6 +79,7 @@ def _curve(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 class _Eye:
     upper: tuple[np.ndarray, np.ndarray]
     lower: tuple[np.ndarray, np.ndarray]
+    brow: tuple[np.ndarray, np.ndarray]
     max_height: float
 
 
@@ -103,19 +107,19 @@ class FaceRig:
         self.chin_y = float(local[CHIN, 1])
         self.nose_y = float(local[NOSE_BASE, 1])
         self.eyes = [
-            self._eye(local, RIGHT_EYE_UPPER, RIGHT_EYE_LOWER),
-            self._eye(local, LEFT_EYE_UPPER, LEFT_EYE_LOWER),
+            self._eye(local, RIGHT_EYE_UPPER, RIGHT_EYE_LOWER, RIGHT_BROW_LOWER),
+            self._eye(local, LEFT_EYE_UPPER, LEFT_EYE_LOWER, LEFT_BROW_LOWER),
         ]
         # Head motion pivots low on the neck so the face swings and the shoulders stay.
         self.pivot = pts[CHIN] + 0.3 * self.face_height * self.v
         self.jaw_drop = JAW_DROP_OF_FACE_HEIGHT * self.face_height
 
     @staticmethod
-    def _eye(local: np.ndarray, upper: tuple[int, ...], lower: tuple[int, ...]) -> _Eye:
+    def _eye(local: np.ndarray, upper: tuple[int, ...], lower: tuple[int, ...], brow: tuple[int, ...]) -> _Eye:
         up, low = _curve(local[list(upper)]), _curve(local[list(lower)])
         xs = np.linspace(up[0][0], up[0][-1], 32)
         height = np.interp(xs, *low) - np.interp(xs, *up)
-        return _Eye(up, low, max(float(height.max()), 1.0))
+        return _Eye(up, low, _curve(local[list(brow)]), max(float(height.max()), 1.0))
 
     # --- coordinates -------------------------------------------------------------------------
 
@@ -204,7 +208,9 @@ class FaceRig:
             margin = np.interp(x, *eye.upper)
             height = np.maximum(np.interp(x, *eye.lower) - margin, 0.0)
             inside = (x >= eye.upper[0][0]) & (x <= eye.upper[0][-1])
-            top = margin - LID_SKIN_OF_EYE_HEIGHT * eye.max_height
+            # The stretched skin never reaches the brow (close-set brows would be dragged down).
+            brow = np.interp(x, *eye.brow)
+            top = np.maximum(margin - LID_SKIN_OF_EYE_HEIGHT * eye.max_height, brow + BROW_CLEARANCE * (margin - brow))
             # Landmarks sit a little inside a drawn lid line: take the skin from just above the
             # margin and close slightly past the lower-lid landmark (tapering to the corners).
             skin_end = margin - LID_INSET_OF_EYE_HEIGHT * eye.max_height

@@ -8,20 +8,37 @@ from pydantic import Field
 
 class NotifierSettings(ServiceSettings):
     service_name: str = "notifier"
-    # AVATARFLOW_DATABASE_URL: SQLite is the embedded default; production uses postgresql+psycopg://.
-    database_url: str = "sqlite+aiosqlite:///./var/notifier.db"
-    # AVATARFLOW_NOTIFIER_INGEST_PUBLIC_URL: where the editor page POSTs uploads (ingest must allow
-    # this page's origin with CORS).
-    notifier_ingest_public_url: str = "http://127.0.0.1:8081"
-    # AVATARFLOW_NOTIFIER_SUPPORT_URL: offered when processing failed with "contact_support" advice.
-    notifier_support_url: str = "https://support.avatarflow.example/tickets/new?topic=avatar-processing"
-    # How often an open SSE stream re-reads its space's version (changes by other replicas).
-    notifier_sse_poll_interval_s: float = Field(default=2.0, gt=0)
-    notifier_sse_ping_interval_s: float = Field(default=15.0, gt=0)
-    # Catalogue of pre-generated avatars: the index object is <prefix>index.json in s3_bucket.
-    notifier_catalogue_prefix: str = "catalogue/"
-    notifier_catalogue_cache_s: float = Field(default=30.0, ge=0)
-    # Run Alembic migrations when the app starts (handy for SQLite; off when a job migrates).
-    notifier_migrate_on_start: bool = False
-    # Seed the pre-generated avatar catalogue at start when it is missing (local stack, first deploy).
-    notifier_seed_catalogue: bool = False
+    http_port: int = 8085
+    database_url: str = Field(
+        default="sqlite+aiosqlite:///./var/notifier.db",
+        description="SQLAlchemy async URL: sqlite+aiosqlite:// (embedded) or postgresql+psycopg:// (production)",
+    )
+    notifier_ingest_public_url: str = Field(
+        default="http://127.0.0.1:8081",
+        description="where the editor page POSTs uploads (ingest allows its origin)",
+    )
+    notifier_support_url: str = Field(
+        default="https://support.avatarflow.example/tickets/new?topic=avatar-processing",
+        description="offered when processing failed with contact_support advice",
+    )
+    notifier_sse_poll_interval_s: float = Field(
+        default=2.0,
+        gt=0,
+        description="how often an open SSE stream re-reads its space (other replicas' writes)",
+    )
+    notifier_sse_ping_interval_s: float = Field(
+        default=15.0, gt=0, description="SSE keep-alive ping interval"
+    )
+    notifier_catalogue_prefix: str = Field(
+        default="catalogue/", description="S3 prefix of the pre-generated avatars"
+    )
+    notifier_catalogue_cache_s: float = Field(
+        default=30.0, ge=0, description="catalogue index cache lifetime"
+    )
+    notifier_migrate_on_start: bool = Field(
+        default=False,
+        description="run Alembic migrations at start (SQLite/local; production runs a migration Job)",
+    )
+    notifier_seed_catalogue: bool = Field(
+        default=False, description="write the default pre-generated avatars at start (idempotent)"
+    )

@@ -15,9 +15,18 @@ from avatarflow_contracts import (
 )
 from avatarflow_runtime.failures import failure_event
 from avatarflow_runtime.storage import ObjectStore
+from prometheus_client import Counter
 
 from .core import ValidationOutcome, Validator
 from .settings import ValidatorSettings
+
+DECISIONS = Counter("avatarflow_validator_decisions_total", "Validation decisions", ["decision"])
+REJECTIONS = Counter(
+    "avatarflow_validator_rejection_reasons_total",
+    "Reason codes of rejected uploads (one per reason)",
+    ["reason"],
+)
+WARNINGS = Counter("avatarflow_validator_warnings_total", "Warnings raised on uploads", ["warning"])
 
 
 class ValidationStage:
@@ -44,7 +53,13 @@ class ValidationStage:
 
     async def handle(self, event: ImageUploaded) -> list[Envelope]:
         data = await self.store.get_bytes(event.original, max_bytes=self.settings.ingest_max_upload_bytes)
-        return [outcome_event(event, await self.validate(data))]
+        outcome = await self.validate(data)
+        DECISIONS.labels("accept" if outcome.accepted else "reject").inc()
+        for reason in outcome.reasons:
+            REJECTIONS.labels(reason.value).inc()
+        for warning in outcome.warnings:
+            WARNINGS.labels(warning.value).inc()
+        return [outcome_event(event, outcome)]
 
     @staticmethod
     def on_failure(event: ImageUploaded, error: BaseException, attempts: int) -> AvatarFailed:

@@ -33,6 +33,7 @@
 
   let lastVersion = -1;
   let lastPreview = "";
+  let pendingUploadId = null; // the upload this page sent, until its outcome arrives
 
   function render(status) {
     if (status.version < lastVersion) return; // an older snapshot arriving late
@@ -41,6 +42,10 @@
     $("status-text").textContent = status.status === "none" ? "no upload yet" : status.status;
     const latest = status.latest_upload;
     $("stage-text").textContent = latest && latest.status === "processing" ? "(" + latest.stage + ")" : "";
+    if (latest && latest.upload_id === pendingUploadId && latest.status !== "processing") {
+      $("upload-result").textContent = ""; // the outcome is shown above: drop "checking your image…"
+      pendingUploadId = null;
+    }
     renderPrompt(status.prompt);
     const hints = $("hints");
     hints.replaceChildren(...status.hints.map((h) => {
@@ -169,7 +174,14 @@
       // The ingest service owns uploads; it must allow this page's origin (CORS).
       const url = config.ingestBaseUrl + "/v1/spaces/" + encodeURIComponent(spaceId) + "/uploads";
       const response = await fetch(url, { method: "POST", headers: { Authorization: "Bearer " + token }, body: form });
-      $("upload-result").textContent = response.ok ? "Uploaded: checking your image…" : "Upload failed (HTTP " + response.status + ").";
+      const body = await response.json().catch(() => ({}));
+      if (response.ok) {
+        pendingUploadId = body.upload_id || null;
+        $("upload-result").textContent = "Uploaded: checking your image…";
+      } else {
+        // Ingest's clear 4xx messages (type, size, dimensions) are meant for the editor.
+        $("upload-result").textContent = "Upload refused: " + (body.detail || "HTTP " + response.status);
+      }
     } catch (err) {
       $("upload-result").textContent = "Upload failed: the upload service could not be reached.";
     }

@@ -161,9 +161,7 @@ def check_lighting(
     ]
 
 
-def check_eyes(
-    rgb: np.ndarray, landmarks: np.ndarray, thresholds: ValidatorThresholds
-) -> list[CheckResult]:
+def check_eyes(rgb: np.ndarray, landmarks: np.ndarray, thresholds: ValidatorThresholds) -> list[CheckResult]:
     """Eyes visible: structure inside the openings, and skin around them (no lens over both)."""
     return [
         result(
