@@ -42,9 +42,7 @@ def pipeline_cutout(path: Path) -> Cutout | None:
         return None
     matter = Matter()
     try:
-        cut = cut_out(
-            outcome.image.rgb, outcome.face, illustration_hint=outcome.illustration_hint, matter=matter
-        )
+        cut = cut_out(outcome.image.rgb, outcome.face, illustration_hint=outcome.illustration_hint, matter=matter)
     finally:
         matter.close()
     return Cutout(path.stem, cut.rgba, cut.face)

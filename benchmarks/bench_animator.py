@@ -72,10 +72,7 @@ def main() -> int:
     wanted = CUDA_PROVIDER if args.provider == "cuda" else CPU_PROVIDER
     renderer = OnnxWarpRenderer(providers=list(dict.fromkeys([wanted, CPU_PROVIDER])), intra_op_threads=1)
     if renderer.execution_provider != wanted:
-        print(
-            f"{args.provider}: not measured ({wanted} unavailable; "
-            f"session runs on {renderer.execution_provider})"
-        )
+        print(f"{args.provider}: not measured ({wanted} unavailable; session runs on {renderer.execution_provider})")
         return 0
 
     cutouts = [c for c in (make_cutout(p) for p in accepted_images()[: args.images]) if c is not None]

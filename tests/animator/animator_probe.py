@@ -20,9 +20,7 @@ from PIL import Image
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 CANVAS = 1024
-SHARED_DIR = Path(
-    os.environ.get("AVATARFLOW_SHARED_DIR", Path(__file__).resolve().parents[2] / ".." / "shared")
-)
+SHARED_DIR = Path(os.environ.get("AVATARFLOW_SHARED_DIR", Path(__file__).resolve().parents[2] / ".." / "shared"))
 IMAGES_DIR = SHARED_DIR / "avatar-images"
 
 # MediaPipe face-mesh indices used by the measurements.
@@ -100,12 +98,8 @@ def make_cutout(path: Path) -> Cutout | None:
     # Square crop by an affine map (pads with transparent black outside the photo).
     scale = CANVAS / side
     matrix = np.array([[scale, 0, -(centre_x - side / 2) * scale], [0, scale, -top * scale]])
-    crop = cv2.warpAffine(
-        rgb, matrix, (CANVAS, CANVAS), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE
-    )
-    inside = cv2.warpAffine(
-        np.full(rgb.shape[:2], 255, np.uint8), matrix, (CANVAS, CANVAS), flags=cv2.INTER_NEAREST
-    )
+    crop = cv2.warpAffine(rgb, matrix, (CANVAS, CANVAS), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
+    inside = cv2.warpAffine(np.full(rgb.shape[:2], 255, np.uint8), matrix, (CANVAS, CANVAS), flags=cv2.INTER_NEAREST)
     with selfie_segmentation.SelfieSegmentation(model_selection=0) as segmenter:
         mask = segmenter.process(crop).segmentation_mask
     alpha = np.clip(mask * 255.0 + 0.5, 0, 255).astype(np.uint8)
@@ -243,9 +237,7 @@ def check_pack(cutout: Cutout, pack, idle_lossless: np.ndarray, mesh=None) -> li
     failures: list[str] = []
     manifest = pack.manifest
     cells = atlas_cells(pack.files[manifest.visemes.file], manifest)
-    measures = {
-        name: measure(cells[name], mesh) for name in ("sil", "PP", "aa", "oh", "E", "ou", "eyes_closed")
-    }
+    measures = {name: measure(cells[name], mesh) for name in ("sil", "PP", "aa", "oh", "E", "ou", "eyes_closed")}
     missing = [name for name, value in measures.items() if value is None]
     if missing:
         failures.append(f"MediaPipe found no face on cells {missing}")
@@ -253,9 +245,7 @@ def check_pack(cutout: Cutout, pack, idle_lossless: np.ndarray, mesh=None) -> li
         closed_floor = max(measures["sil"].aperture, measures["PP"].aperture)
         for name in ("aa", "oh"):
             if measures[name].aperture < closed_floor + APERTURE_GAIN:
-                failures.append(
-                    f"{name} aperture {measures[name].aperture:.3f} not > closed {closed_floor:.3f}"
-                )
+                failures.append(f"{name} aperture {measures[name].aperture:.3f} not > closed {closed_floor:.3f}")
         rest_width = measures["sil"].lip_width
         if measures["E"].lip_width < rest_width * (1 + WIDTH_CHANGE):
             failures.append(f"E lip width {measures['E'].lip_width:.3f} not > rest {rest_width:.3f}")
@@ -299,19 +289,14 @@ def check_pack(cutout: Cutout, pack, idle_lossless: np.ndarray, mesh=None) -> li
     body_rows = slice(min(int(np.ceil(chin + BODY_BELOW_CHIN * face_height)), OUTPUT_SIZE), OUTPUT_SIZE)
     reference_partial = int(np.count_nonzero((reference[..., 3] > 0) & (reference[..., 3] < 255)))
     solid = reference[..., 3] >= 128
-    outline = int(
-        np.count_nonzero(solid[1:, :] != solid[:-1, :]) + np.count_nonzero(solid[:, 1:] != solid[:, :-1])
-    )
+    outline = int(np.count_nonzero(solid[1:, :] != solid[:-1, :]) + np.count_nonzero(solid[:, 1:] != solid[:, :-1]))
     frames = [*cells.values(), *idle_lossless]
     worst_body = max(
-        int(np.abs(f[body_rows, :, 3].astype(np.int16) - reference[body_rows, :, 3]).max(initial=0))
-        for f in frames
+        int(np.abs(f[body_rows, :, 3].astype(np.int16) - reference[body_rows, :, 3]).max(initial=0)) for f in frames
     )
     if worst_body > 0:
         failures.append(f"alpha below the head region changed by up to {worst_body}")
     worst_partial = max(int(np.count_nonzero((f[..., 3] > 0) & (f[..., 3] < 255))) for f in frames)
     if worst_partial > reference_partial + outline:
-        failures.append(
-            f"partial-alpha pixels {worst_partial} vs cut-out {reference_partial} + outline {outline}"
-        )
+        failures.append(f"partial-alpha pixels {worst_partial} vs cut-out {reference_partial} + outline {outline}")
     return failures

@@ -146,7 +146,7 @@ def processed(harness: PipelineHarness, shared_dir: Path) -> list[Upload]:
 
 
 def test_operational_endpoints_expose_no_personal_data(harness: PipelineHarness, processed: list[Upload]) -> None:
-    rows = harness.db_statuses()
+    rows = harness.db_rows()
     with harness.db.connect() as conn:
         editors = {r[0] for r in conn.exec_driver_sql("SELECT DISTINCT editor_id FROM notifier_uploads")}
     personal = {*rows, *(r["space_id"] for r in rows.values()), *editors}

@@ -52,9 +52,7 @@ def run_render(args: argparse.Namespace) -> int:
 
     matter = Matter()
     try:
-        cut = cut_out(
-            outcome.image.rgb, outcome.face, illustration_hint=outcome.illustration_hint, matter=matter
-        )
+        cut = cut_out(outcome.image.rgb, outcome.face, illustration_hint=outcome.illustration_hint, matter=matter)
     finally:
         matter.close()
 

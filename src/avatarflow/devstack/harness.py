@@ -331,14 +331,16 @@ class PipelineHarness:
         asyncio.run(_produce(self.endpoints.kafka_bootstrap, records))
 
     # ---- reading state --------------------------------------------------------------------
-    def db_statuses(self, upload_ids: list[str] | None = None) -> dict[str, dict[str, Any]]:
+    def db_rows(self, upload_ids: list[str] | None = None) -> dict[str, dict[str, Any]]:
+        """The notifier's per-upload rows (upload_id, space_id, status, stage, terminal_event_type, status_at)."""
         import sqlalchemy as sa
 
-        query = "SELECT upload_id, space_id, status, terminal_event_type, status_at FROM notifier_uploads"
+        query = "SELECT upload_id, space_id, status, stage, terminal_event_type, status_at FROM notifier_uploads"
         with self.db.connect() as conn:
             rows = conn.execute(sa.text(query)).mappings().all()
         wanted = set(upload_ids) if upload_ids is not None else None
         return {r["upload_id"]: dict(r) for r in rows if wanted is None or r["upload_id"] in wanted}
+
 
     def wait_terminal(self, upload_ids: list[str], timeout_s: float = 300) -> dict[str, str]:
         """Poll the notifier's database until every upload is terminal; returns upload_id -> status."""
@@ -346,7 +348,7 @@ class PipelineHarness:
         statuses: dict[str, str] = {}
         while True:
             try:
-                rows = self.db_statuses(upload_ids)
+                rows = self.db_rows(upload_ids)
                 statuses = {u: str(rows[u]["status"]) for u in upload_ids if u in rows}
             except Exception:  # the database connection may be under fault injection
                 pass
@@ -372,7 +374,8 @@ class PipelineHarness:
         """Group -> total lag: (end found by reading from 0) - committed offset, over its partitions."""
         records = records if records is not None else self.read_all()
         ends = partition_ends([r for rs in records.values() for r in rs])
-        committed = asyncio.run(_committed_offsets(self.endpoints.kafka_bootstrap, list(GROUP_TOPICS)))
+        wanted = {group: [tp for tp in ends if tp[0] in topics] for group, topics in GROUP_TOPICS.items()}
+        committed = asyncio.run(_committed_offsets(self.endpoints.kafka_bootstrap, wanted))
         lag: dict[str, int] = {}
         for group, topics in GROUP_TOPICS.items():
             total = 0
@@ -408,7 +411,7 @@ class PipelineHarness:
         records = self.read_all()
 
         # (a) every upload is in exactly one terminal status in the notifier's database.
-        rows = self.db_statuses(upload_ids)
+        rows = self.db_rows(upload_ids)
         for upload_id in upload_ids:
             row = rows.get(upload_id)
             if row is None or row["status"] not in TERMINAL_STATUSES:
@@ -487,16 +490,22 @@ async def _produce(bootstrap: str, records: list[tuple[str, bytes | None, bytes,
         await producer.stop()
 
 
-async def _committed_offsets(bootstrap: str, groups: list[str]) -> dict[str, dict[tuple[str, int], int]]:
+async def _committed_offsets(
+    bootstrap: str, group_partitions: dict[str, list[tuple[str, int]]]
+) -> dict[str, dict[tuple[str, int], int]]:
+    """Committed offsets per group for the given partitions (OffsetFetch names them: Tansu's
+    answer to the "all topics" form does not parse)."""
+    from aiokafka import TopicPartition
     from aiokafka.admin import AIOKafkaAdminClient
 
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
         result: dict[str, dict[tuple[str, int], int]] = {}
-        for group in groups:
-            offsets = await admin.list_consumer_group_offsets(group)
-            result[group] = {(tp.topic, tp.partition): meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
+        for group, partitions in group_partitions.items():
+            tps = [TopicPartition(topic, partition) for topic, partition in partitions]
+            offsets = await admin.list_consumer_group_offsets(group, partitions=tps) if tps else {}
+            result[group] = {(tp.topic, tp.partition): max(0, meta.offset) for tp, meta in offsets.items()}
         return result
     finally:
         await admin.close()

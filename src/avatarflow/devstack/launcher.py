@@ -36,6 +36,20 @@ TELEMETRY_OFF_ENV = {
 }
 
 
+def die_with_parent() -> None:
+    """preexec_fn: ask Linux to SIGTERM this child when the process that started it dies.
+
+    The children run in their own sessions (so Ctrl-C reaches only our handler, which stops them in
+    order); this makes sure that even a launcher killed with SIGKILL leaves no server behind.
+    """
+    if sys.platform != "linux":
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -118,6 +132,7 @@ class _Proc:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # our Ctrl-C handler stops it; it must not die half-way on its own
+            preexec_fn=die_with_parent,
         )
         log.close()
         try:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from .launcher import TELEMETRY_OFF_ENV, free_port
+from .launcher import TELEMETRY_OFF_ENV, die_with_parent, free_port
 
 SERVICES = ("ingest", "validator", "matting", "animator", "notifier")
 
@@ -47,6 +47,7 @@ class ServiceProcess:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            preexec_fn=die_with_parent,
         )
         log.close()
         if wait_ready:

@@ -32,6 +32,7 @@ from .events import (
     Point,
     new_trace_id,
 )
+from .manifest import AvatarManifest
 from .reasons import (
     EDITOR_MESSAGES,
     REASON_PRIORITY,
@@ -55,6 +56,7 @@ __all__ = [
     "SUPPORT_TICKET_URL",
     "TERMINAL_EVENT_TYPES",
     "AvatarFailed",
+    "AvatarManifest",
     "AvatarMatted",
     "AvatarRendered",
     "Box",

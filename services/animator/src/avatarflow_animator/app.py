@@ -19,9 +19,7 @@ def build_runtime(settings: AnimatorSettings, *, with_storage: bool = True) -> S
     stage = AnimationStage(runtime.store, settings)  # type: ignore[arg-type]
     runtime.bus.declare(Topic.AVATAR_RENDERED, AvatarRendered, "The avatar pack is stored")
     runtime.bus.declare(Topic.AVATAR_FAILED, AvatarFailed, "Rendering failed for good after retries")
-    spec = StageSpec(
-        Topic.AVATAR_MATTED, ConsumerGroup.ANIMATOR.value, AvatarMatted, stage.handle, stage.on_failure
-    )
+    spec = StageSpec(Topic.AVATAR_MATTED, ConsumerGroup.ANIMATOR.value, AvatarMatted, stage.handle, stage.on_failure)
     # N avatars in flight = N members of the consumer group in this pod, each committing its own
     # partitions' offsets after its render is published (FastStream's in-process worker pool would
     # need ack-first, which could lose renders). They share one ONNX session (run() is thread-safe).

@@ -197,8 +197,7 @@ def render_pack(
                 for index, (name, column, row) in enumerate(placed[: len(OVR_VISEMES)])
             ],
             extra_cells=[
-                AtlasCell(**cell(name, column, row), **size)
-                for name, column, row in placed[len(OVR_VISEMES) :]
+                AtlasCell(**cell(name, column, row), **size) for name, column, row in placed[len(OVR_VISEMES) :]
             ],
         ),
         preview=PreviewClip(

@@ -38,9 +38,7 @@ def encode_webm(frames: np.ndarray, fps: int, *, loop: bool) -> bytes:
         stream.options = dict(VP9_LOOP_OPTIONS if loop else VP9_CLIP_OPTIONS)
         stream.thread_count = 1
         for frame in frames:
-            for packet in stream.encode(
-                av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgba")
-            ):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgba")):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
@@ -49,9 +47,7 @@ def encode_webm(frames: np.ndarray, fps: int, *, loop: bool) -> bytes:
 
 def encode_png(rgba: np.ndarray) -> bytes:
     buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(rgba), "RGBA").save(
-        buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL
-    )
+    Image.fromarray(np.ascontiguousarray(rgba), "RGBA").save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
     return buffer.getvalue()
 
 

@@ -9,11 +9,12 @@ measured 3x slower on onnxruntime's CPU kernel than a per-frame batch, so the so
 Inputs (N frames per run; K basis fields; H x W canvas; moving region h x w; its sampling
 window h' x w' (the region grown by the largest displacement); mouth box hm x wm):
 
-- ``source``       (1, 5, h', w') float32  straight RGB, alpha, lash-line shade; 0..1
+- ``source``       (1, 4, h', w') float32  straight RGBA 0..1
 - ``basis``        (K, h*w*2)     float32  backward displacement fields, normalised grid units
 - ``identity``     (1, h, w, 2)   float32  the identity sampling grid of the region's pixels
 - ``coefficients`` (N, K)         float32  per-frame basis weights
-- ``blink``        (N, 1, 1, 1)   float32  per-frame lash-line strength
+- ``eyelids``      (N, 4, he, we) float32  premultiplied eyelid layer (closing lids, lash line)
+- ``eyelid_pads``  (8,)           int64    Pad amounts placing the eyelid box in the region
 - ``mouth``        (N, 4, hm, wm) float32  premultiplied mouth-interior layer (cavity, teeth)
 - ``mouth_pads``   (8,)           int64    Pad amounts placing the mouth box in the region
 - ``static``       (1, H, W, 4)   uint8    the rest frame with the region zeroed (the outside)
@@ -22,8 +23,8 @@ window h' x w' (the region grown by the largest displacement); mouth box hm x wm
 Output ``frames`` (N, H, W, 4) uint8 straight RGBA.
 
 Steps: premultiply -> fields = coefficients @ basis -> GridSample (bilinear on premultiplied
-colour, so edges never pick up the colour of transparent pixels) -> lash shading -> mouth
-interior composited *over* the warped face -> unpremultiply -> quantise -> channels last ->
+colour, so edges never pick up the colour of transparent pixels) -> eyelids, then the mouth
+interior, composited *over* the warped face -> unpremultiply -> quantise -> channels last ->
 padded to the canvas and added to the static outside (disjoint supports, so Add is a paste).
 """
 
@@ -46,11 +47,12 @@ def _const(name: str, values: np.ndarray) -> onnx.NodeProto:
 def build_warp_graph() -> onnx.ModelProto:
     f32, i64 = TensorProto.FLOAT, TensorProto.INT64
     inputs = [
-        helper.make_tensor_value_info("source", f32, [1, 5, "Hs", "Ws"]),
+        helper.make_tensor_value_info("source", f32, [1, 4, "Hs", "Ws"]),
         helper.make_tensor_value_info("basis", f32, ["K", "HW2"]),
         helper.make_tensor_value_info("identity", f32, [1, "h", "w", 2]),
         helper.make_tensor_value_info("coefficients", f32, ["N", "K"]),
-        helper.make_tensor_value_info("blink", f32, ["N", 1, 1, 1]),
+        helper.make_tensor_value_info("eyelids", f32, ["N", 4, "he", "we"]),
+        helper.make_tensor_value_info("eyelid_pads", i64, [8]),
         helper.make_tensor_value_info("mouth", f32, ["N", 4, "hm", "wm"]),
         helper.make_tensor_value_info("mouth_pads", i64, [8]),
         helper.make_tensor_value_info("static", TensorProto.UINT8, [1, "H", "W", 4]),
@@ -63,7 +65,6 @@ def build_warp_graph() -> onnx.ModelProto:
         _const("eps", np.array(1e-6, np.float32)),
         _const("zero", np.array(0.0, np.float32)),
         _const("full_scale", np.array(255.0, np.float32)),
-        _const("split_source", np.array([3, 1, 1], np.int64)),
         _const("split_rgb_a", np.array([3, 1], np.int64)),
         _const("hw_start", np.array([1], np.int64)),  # h, w = Shape(identity)[1:3]
         _const("hw_end", np.array([3], np.int64)),
@@ -72,12 +73,11 @@ def build_warp_graph() -> onnx.ModelProto:
         _const("one_i", np.array([1], np.int64)),
         _const("two_i", np.array([2], np.int64)),
         _const("four_i", np.array([4], np.int64)),
-        _const("five_i", np.array([5], np.int64)),
         _const("split_hw", np.array([1, 1], np.int64)),
         # Premultiply the (single) source once.
-        node("Split", ["source", "split_source"], ["src_rgb", "src_a", "src_shade"], axis=1),
+        node("Split", ["source", "split_rgb_a"], ["src_rgb", "src_a"], axis=1),
         node("Mul", ["src_rgb", "src_a"], ["src_rgb_p"]),
-        node("Concat", ["src_rgb_p", "src_a", "src_shade"], ["src_p"], axis=1),
+        node("Concat", ["src_rgb_p", "src_a"], ["src_p"], axis=1),
         # Dense fields from the per-frame coefficients, then the sampling grids.
         node("MatMul", ["coefficients", "basis"], ["flat_field"]),
         node("Shape", ["identity"], ["identity_shape"]),
@@ -100,18 +100,22 @@ def build_warp_graph() -> onnx.ModelProto:
             padding_mode="zeros",
             align_corners=0,
         ),
-        node("Split", ["warped", "split_source"], ["w_rgb", "w_a", "w_shade"], axis=1),
-        # Lash line: the lid margin darkens in proportion to the blink (alpha untouched).
-        node("Mul", ["blink", "w_shade"], ["shade"]),
-        node("Sub", ["one", "shade"], ["keep"]),
-        node("Mul", ["w_rgb", "keep"], ["w_rgb_shaded"]),
+        node("Split", ["warped", "split_rgb_a"], ["w_rgb", "w_a"], axis=1),
+        # Eyelids over the warped face (premultiplied "over"; zero layers when the eyes are open).
+        node("Pad", ["eyelids", "eyelid_pads", "zero"], ["lids_full"], mode="constant"),
+        node("Split", ["lids_full", "split_rgb_a"], ["l_rgb", "l_a"], axis=1),
+        node("Sub", ["one", "l_a"], ["l_keep"]),
+        node("Mul", ["w_rgb", "l_keep"], ["lid_under_rgb"]),
+        node("Add", ["lid_under_rgb", "l_rgb"], ["w_rgb_shaded"]),
+        node("Mul", ["w_a", "l_keep"], ["lid_under_a"]),
+        node("Add", ["lid_under_a", "l_a"], ["w_a_lids"]),
         # Mouth interior over the warped face (premultiplied "over").
         node("Pad", ["mouth", "mouth_pads", "zero"], ["mouth_full"], mode="constant"),
         node("Split", ["mouth_full", "split_rgb_a"], ["m_rgb", "m_a"], axis=1),
         node("Sub", ["one", "m_a"], ["m_keep"]),
         node("Mul", ["w_rgb_shaded", "m_keep"], ["under_rgb"]),
         node("Add", ["under_rgb", "m_rgb"], ["out_rgb_p"]),
-        node("Mul", ["w_a", "m_keep"], ["under_a"]),
+        node("Mul", ["w_a_lids", "m_keep"], ["under_a"]),
         node("Add", ["under_a", "m_a"], ["out_a"]),
         # Back to straight alpha, 8 bits, channels last, pasted into the static frame.
         node("Max", ["out_a", "eps"], ["safe_a"]),

@@ -34,9 +34,7 @@ ENCODE_SECONDS = Histogram(
     buckets=(0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32),
 )
 RENDERS_IN_FLIGHT = Gauge("avatarflow_animator_renders_in_flight", "Avatar renders in progress")
-PROVIDER_INFO = Gauge(
-    "avatarflow_animator_execution_provider", "1 for the execution provider in use", ["provider"]
-)
+PROVIDER_INFO = Gauge("avatarflow_animator_execution_provider", "1 for the execution provider in use", ["provider"])
 RENDERS = Counter("avatarflow_animator_renders_total", "Rendered avatar packs", ["provider"])
 
 CONTENT_TYPES = {
@@ -59,9 +57,7 @@ class AnimationStage:
     def __init__(self, store: ObjectStore, settings: AnimatorSettings) -> None:
         self.store = store
         self.settings = settings
-        self.executor = ThreadPoolExecutor(
-            max_workers=settings.animator_max_in_flight, thread_name_prefix="render"
-        )
+        self.executor = ThreadPoolExecutor(max_workers=settings.animator_max_in_flight, thread_name_prefix="render")
         self.renderer: OnnxWarpRenderer | None = None
 
     async def start(self) -> None:
@@ -74,9 +70,7 @@ class AnimationStage:
         if self.settings.animator_execution_provider == "cuda" and provider != "CUDAExecutionProvider":
             raise RuntimeError(f"CUDA requested but onnxruntime runs on {provider}")
         PROVIDER_INFO.labels(provider).set(1)
-        log.info(
-            "animator_ready", execution_provider=provider, max_in_flight=self.settings.animator_max_in_flight
-        )
+        log.info("animator_ready", execution_provider=provider, max_in_flight=self.settings.animator_max_in_flight)
 
     async def stop(self) -> None:
         self.executor.shutdown(wait=True)
@@ -88,9 +82,7 @@ class AnimationStage:
                 rgba = np.asarray(image.convert("RGBA"))
         except Exception as exc:
             raise PermanentError("unprocessable_image", f"cut-out is not a readable PNG: {exc}") from exc
-        return render_pack(
-            rgba, event.face, renderer=self.renderer, preview_text=self.settings.animator_preview_text
-        )
+        return render_pack(rgba, event.face, renderer=self.renderer, preview_text=self.settings.animator_preview_text)
 
     async def handle(self, event: AvatarMatted) -> list[Envelope]:
         png = await self.store.get_bytes(event.cutout, max_bytes=self.settings.animator_max_cutout_bytes)
@@ -103,12 +95,8 @@ class AnimationStage:
         RENDER_SECONDS.labels(pack.execution_provider).observe(pack.render_seconds)
         ENCODE_SECONDS.labels(pack.execution_provider).observe(pack.encode_seconds)
         RENDERS.labels(pack.execution_provider).inc()
-        refs = dict(
-            await asyncio.gather(*(self._put(event, name, data) for name, data in sorted(pack.files.items())))
-        )
-        log.info(
-            "rendered", provider=pack.execution_provider, seconds=round(time.perf_counter() - started, 3)
-        )
+        refs = dict(await asyncio.gather(*(self._put(event, name, data) for name, data in sorted(pack.files.items()))))
+        log.info("rendered", provider=pack.execution_provider, seconds=round(time.perf_counter() - started, 3))
         names = pack.manifest.files if hasattr(pack.manifest, "files") else None
         return [
             event.follow_up(

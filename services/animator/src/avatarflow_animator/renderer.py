@@ -17,9 +17,10 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 from avatarflow_contracts import FaceGeometry
 
+from .eyelids import EyelidLayer
 from .graph import build_warp_graph, region_identity_grid
 from .poses import FacePose
-from .rig import FaceRig
+from .rig import BASIS_NAMES, FaceRig
 
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 import onnxruntime as ort
@@ -109,10 +110,15 @@ class OnnxWarpRenderer:
 
         rig = FaceRig(np.asarray(request.face.landmarks)[:, :2], size)
         poses = list(request.poses)
-        coefficients = np.stack([rig.coefficients(pose) for pose in poses]) if poses else np.zeros((0, 9))
+        coefficients = (
+            np.stack([rig.coefficients(pose) for pose in poses]) if poses else np.zeros((0, len(BASIS_NAMES)))
+        )
         frames = np.empty((len(poses), size, size, 4), dtype=np.uint8)
         reach = np.abs(coefficients).max(axis=0) if poses else np.zeros(coefficients.shape[1])
         region = rig.moving_region(reach, source[..., 3])
+        eyelids = EyelidLayer(rig, source)
+        if any(pose.blink > 0 for pose in poses):  # the lids change pixels even on a still head
+            region = _union_box(region, eyelids.box(rig.largest_shift(reach, eyelids.box(0.0))))
         x0, y0, x1, y1 = region
         if x1 <= x0 or y1 <= y0:  # nothing moves over visible content: every frame is the source
             frames[:] = source
@@ -127,36 +133,59 @@ class OnnxWarpRenderer:
         to_grid = np.array([-2.0 / (wx1 - wx0), -2.0 / (wy1 - wy0)])
         basis = (fields * to_grid).reshape(len(fields), -1).astype(np.float32)
         straight = source[wy0:wy1, wx0:wx1].astype(np.float32).transpose(2, 0, 1) / 255.0
-        shade = rig.lash_shade(window)[None]
-        mouth_box = rig.mouth_box(largest)
-        mouth_box = (
-            min(max(mouth_box[0], x0), x1),
-            min(max(mouth_box[1], y0), y1),
-            max(min(mouth_box[2], x1), x0),
-            max(min(mouth_box[3], y1), y0),
-        )
+        mouth_box = _clip_box(rig.mouth_box(largest), region)
         mx0, my0, mx1, my1 = mouth_box
+        lid_box = _clip_box(eyelids.box(largest), region)
+        ex0, ey0, ex1, ey1 = lid_box
+        lid_fields = rig.dense_basis(lid_box)  # (K, he*we, 2) backward fields at the lid pixels
+        lid_pixels = rig.pixel_centres(lid_box)
         outside = source.copy()
         outside[y0:y1, x0:x1] = 0
         fixed = {
-            "source": np.concatenate([straight, shade])[None],
+            "source": straight[None],
             "basis": basis,
             "identity": region_identity_grid(region, window),
             "mouth_pads": np.array([0, 0, my0 - y0, mx0 - x0, 0, 0, y1 - my1, x1 - mx1], np.int64),
+            "eyelid_pads": np.array([0, 0, ey0 - y0, ex0 - x0, 0, 0, y1 - ey1, x1 - ex1], np.int64),
             "static": outside[None],
             "region_pads": np.array([0, y0, x0, 0, 0, size - y1, size - x1, 0], np.int64),
         }
         for start in range(0, len(poses), FRAMES_PER_RUN):
             chunk = coefficients[start : start + FRAMES_PER_RUN]
-            blink = np.clip([p.blink for p in poses[start : start + FRAMES_PER_RUN]], 0.0, 1.0)
+            blinks = np.clip([p.blink for p in poses[start : start + FRAMES_PER_RUN]], 0.0, 1.0)
             mouth = np.stack([rig.mouth_interior(c, mouth_box) for c in chunk])
+            lids = np.stack(
+                [
+                    eyelids.layer(float(b), lid_pixels - np.tensordot(c, lid_fields, axes=1), (ey1 - ey0, ex1 - ex0))
+                    if b > 0
+                    else np.zeros((4, ey1 - ey0, ex1 - ex0), np.float32)
+                    for c, b in zip(chunk, blinks, strict=True)
+                ]
+            )
             (frames[start : start + len(chunk)],) = self._session.run(
                 ["frames"],
                 {
                     **fixed,
                     "coefficients": chunk.astype(np.float32),
-                    "blink": blink.astype(np.float32).reshape(-1, 1, 1, 1),
+                    "eyelids": lids,
                     "mouth": mouth,
                 },
             )
         return RenderedFrames(frames, self._provider, time.perf_counter() - started)
+
+
+def _clip_box(box: tuple[int, int, int, int], region: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    """``box`` limited to ``region`` (both ``(x0, y0, x1, y1)``); may come out empty."""
+    x0, y0, x1, y1 = region
+    return (
+        min(max(box[0], x0), x1),
+        min(max(box[1], y0), y1),
+        max(min(box[2], x1), x0),
+        max(min(box[3], y1), y0),
+    )
+
+
+def _union_box(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    if a[2] <= a[0] or a[3] <= a[1]:
+        return b
+    return min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])

@@ -1,9 +1,10 @@
-"""Landmark-driven face rig: per-avatar displacement fields, eyelid shading and mouth interior.
+"""Landmark-driven face rig: per-avatar displacement fields and the mouth interior.
 
 Every motion the warp renderer can make is a linear combination of a few dense *basis fields*
 computed once per avatar from its face-mesh landmarks (jaw drop, lip spread, lip rounding, lip
-press, half and full blink, head roll and shift). A frame is then just a coefficient vector, and
-the warp of a whole batch is one matrix product plus a GridSample in the ONNX graph.
+press, head roll and shift). A frame is then just a coefficient vector, and the warp of a whole
+batch is one matrix product plus a GridSample in the ONNX graph. Blinks are not a field: the
+lids are a composited skin layer (``eyelids``), so nothing above the eye is ever dragged.
 
 Fields are *backward* displacements in canvas pixels: the output pixel ``p`` samples the source
 at ``p - field(p)``. They are built in a face-aligned frame (x along the eye line, y down the
@@ -33,8 +34,6 @@ RIGHT_EYE_UPPER = (33, 246, 161, 160, 159, 158, 157, 173, 133)
 RIGHT_EYE_LOWER = (33, 7, 163, 144, 145, 153, 154, 155, 133)
 LEFT_EYE_UPPER = (263, 466, 388, 387, 386, 385, 384, 398, 362)
 LEFT_EYE_LOWER = (263, 249, 390, 373, 374, 380, 381, 382, 362)
-RIGHT_BROW_LOWER = (46, 53, 52, 65, 55)
-LEFT_BROW_LOWER = (276, 283, 282, 295, 285)
 MOUTH_CORNERS = (61, 291)
 FOREHEAD_TOP, CHIN, NOSE_BASE = 10, 152, 2
 
@@ -43,8 +42,6 @@ BASIS_NAMES = (
     "spread",
     "round",
     "press",
-    "blink_half",
-    "blink_full",
     "head_roll",
     "head_dx",
     "head_dy",
@@ -56,11 +53,6 @@ UPPER_LIP_RAISE_OF_JAW = 0.12  # the upper lip lifts a little as the jaw drops
 SPREAD_OF_HALF_MOUTH = 0.16  # each corner moves out by this at lip_spread = 1
 ROUND_OF_HALF_MOUTH = 0.24  # each corner moves in by this at lip_round = 1
 PRESS_OF_LIP_THICKNESS = 0.3  # lips thin by this at lip_press = 1
-LID_SKIN_OF_EYE_HEIGHT = 1.3  # skin above the lid margin that stretches down over the eye
-BROW_CLEARANCE = 0.35  # the lid skin starts at least this fraction of the brow-to-lid gap below the brow
-LID_INSET_OF_EYE_HEIGHT = 0.12  # the lid skin is taken from this far above the margin landmarks
-LID_OVERSHOOT_OF_EYE_HEIGHT = 0.15  # a closed lid reaches this far past the lower-lid landmarks
-LASH_DARKENING = 0.45  # how dark the lash line of a closed lid is
 NECK_FALLOFF_OF_FACE_HEIGHT = 0.45  # head motion fades to zero over this much neck below the chin
 
 
@@ -79,7 +71,6 @@ def _curve(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 class _Eye:
     upper: tuple[np.ndarray, np.ndarray]
     lower: tuple[np.ndarray, np.ndarray]
-    brow: tuple[np.ndarray, np.ndarray]
     max_height: float
 
 
@@ -107,19 +98,19 @@ class FaceRig:
         self.chin_y = float(local[CHIN, 1])
         self.nose_y = float(local[NOSE_BASE, 1])
         self.eyes = [
-            self._eye(local, RIGHT_EYE_UPPER, RIGHT_EYE_LOWER, RIGHT_BROW_LOWER),
-            self._eye(local, LEFT_EYE_UPPER, LEFT_EYE_LOWER, LEFT_BROW_LOWER),
+            self._eye(local, RIGHT_EYE_UPPER, RIGHT_EYE_LOWER),
+            self._eye(local, LEFT_EYE_UPPER, LEFT_EYE_LOWER),
         ]
         # Head motion pivots low on the neck so the face swings and the shoulders stay.
         self.pivot = pts[CHIN] + 0.3 * self.face_height * self.v
         self.jaw_drop = JAW_DROP_OF_FACE_HEIGHT * self.face_height
 
     @staticmethod
-    def _eye(local: np.ndarray, upper: tuple[int, ...], lower: tuple[int, ...], brow: tuple[int, ...]) -> _Eye:
+    def _eye(local: np.ndarray, upper: tuple[int, ...], lower: tuple[int, ...]) -> _Eye:
         up, low = _curve(local[list(upper)]), _curve(local[list(lower)])
         xs = np.linspace(up[0][0], up[0][-1], 32)
         height = np.interp(xs, *low) - np.interp(xs, *up)
-        return _Eye(up, low, _curve(local[list(brow)]), max(float(height.max()), 1.0))
+        return _Eye(up, low, max(float(height.max()), 1.0))
 
     # --- coordinates -------------------------------------------------------------------------
 
@@ -148,9 +139,7 @@ class FaceRig:
         out[0] = self._jaw(x, y, lip_side)
         out[1], out[2] = self._spread_round(x, y)
         out[3] = self._press(x, y)
-        out[4] = self._blink(x, y, 0.5)
-        out[5] = self._blink(x, y, 1.0)
-        out[6], out[7], out[8] = self._head(points)
+        out[4], out[5], out[6] = self._head(points)
         return out
 
     def _jaw(self, x: np.ndarray, y: np.ndarray, lip_side: np.ndarray | None) -> np.ndarray:
@@ -196,31 +185,6 @@ class FaceRig:
         dy = PRESS_OF_LIP_THICKNESS * across * (upper * upper_thick - lower * lower_thick)
         return self._to_canvas_vectors(np.zeros_like(dy), dy)
 
-    def _blink(self, x: np.ndarray, y: np.ndarray, amount: float) -> np.ndarray:
-        """The upper lid's skin slides down over the eye: exact for the given closure amount.
-
-        Output rows from ``top`` (the skin above the lid) down to the new lid edge ``edge`` sample
-        source rows ``top`` .. lid margin, so the lid (with its own texture) covers the eye; the
-        part of the eye still open below the edge is untouched.
-        """
-        dy = np.zeros_like(x)
-        for eye in self.eyes:
-            margin = np.interp(x, *eye.upper)
-            height = np.maximum(np.interp(x, *eye.lower) - margin, 0.0)
-            inside = (x >= eye.upper[0][0]) & (x <= eye.upper[0][-1])
-            # The stretched skin never reaches the brow (close-set brows would be dragged down).
-            brow = np.interp(x, *eye.brow)
-            top = np.maximum(margin - LID_SKIN_OF_EYE_HEIGHT * eye.max_height, brow + BROW_CLEARANCE * (margin - brow))
-            # Landmarks sit a little inside a drawn lid line: take the skin from just above the
-            # margin and close slightly past the lower-lid landmark (tapering to the corners).
-            skin_end = margin - LID_INSET_OF_EYE_HEIGHT * eye.max_height
-            overshoot = LID_OVERSHOOT_OF_EYE_HEIGHT * np.sqrt(height * eye.max_height)
-            edge = margin + amount * (height + overshoot)
-            source = top + (y - top) * (skin_end - top) / np.maximum(edge - top, 1e-6)
-            on_lid = inside & (y >= top) & (y <= edge)
-            dy = np.where(on_lid, y - source, dy)
-        return self._to_canvas_vectors(np.zeros_like(dy), dy)
-
     def head_weight(self, points: np.ndarray) -> np.ndarray:
         """1 on the head, falling to 0 below the chin (canvas rows): the shoulders never move."""
         chin_row = self.landmarks[CHIN, 1] + 0.05 * self.face_height
@@ -237,18 +201,13 @@ class FaceRig:
 
     @staticmethod
     def coefficients(pose: FacePose) -> np.ndarray:
-        """Basis weights for a pose. Blinks interpolate between the exact half and full fields."""
-        blink = float(np.clip(pose.blink, 0.0, 1.0))
-        half = blink / 0.5 if blink <= 0.5 else (1.0 - blink) / 0.5
-        full = 0.0 if blink <= 0.5 else (blink - 0.5) / 0.5
+        """Basis weights for a pose (blinks are a layer, see ``eyelids``, not a field)."""
         return np.array(
             [
                 pose.jaw_open,
                 pose.lip_spread,
                 pose.lip_round,
                 pose.lip_press,
-                half,
-                full,
                 math.radians(pose.head_roll_deg),
                 pose.head_dx,
                 pose.head_dy,
@@ -257,14 +216,14 @@ class FaceRig:
         )
 
     @staticmethod
-    def _pixel_centres(box: tuple[int, int, int, int]) -> np.ndarray:
+    def pixel_centres(box: tuple[int, int, int, int]) -> np.ndarray:
         x0, y0, x1, y1 = box
         ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float64)
         return np.stack([xs.ravel(), ys.ravel()], axis=-1)
 
     def dense_basis(self, box: tuple[int, int, int, int]) -> np.ndarray:
         """(K, h*w, 2) float64: every basis field at the pixel centres of ``box`` (x0, y0, x1, y1)."""
-        return self.fields(self._pixel_centres(box))
+        return self.fields(self.pixel_centres(box))
 
     def moving_region(self, reach: np.ndarray, alpha: np.ndarray, step: int = 4) -> tuple[int, int, int, int]:
         """Box of pixels that can change: some field moves them AND visible content is near.
@@ -290,6 +249,14 @@ class FaceRig:
         y0, y1 = rows.min() * step - grow, (rows.max() + 1) * step + grow
         return max(x0, 0), max(y0, 0), min(x1, size), min(y1, size)
 
+    def largest_shift(self, reach: np.ndarray, box: tuple[int, int, int, int]) -> float:
+        """Largest displacement (px) any frame gives a point of ``box`` (sampled on its outline
+        and a coarse grid; the fields are smooth)."""
+        x0, y0, x1, y1 = box
+        xs, ys = np.meshgrid(np.linspace(x0, x1, 9), np.linspace(y0, y1, 9))
+        points = np.stack([xs.ravel(), ys.ravel()], axis=-1)
+        return float(np.tensordot(reach, np.linalg.norm(self.fields(points), axis=-1), axes=1).max(initial=0.0))
+
     def moved(self, points: np.ndarray, coefficients: np.ndarray, lip_side: np.ndarray) -> np.ndarray:
         """Where source ``points`` appear in the output frame (inverting the backward field)."""
         target = np.asarray(points, dtype=np.float64).copy()
@@ -298,26 +265,6 @@ class FaceRig:
         return target
 
     # --- layers ------------------------------------------------------------------------------
-
-    def lash_shade(self, box: tuple[int, int, int, int]) -> np.ndarray:
-        """(h, w) float32 darkening of the upper-lid margin in SOURCE space, over ``box``.
-
-        The closed lid shows the source's lid margin at the new lid edge, so darkening the margin
-        (scaled by the blink amount per frame) draws the lash line where the lid closes.
-        """
-        local = self.to_local(self._pixel_centres(box))
-        x, y = local[:, 0], local[:, 1]
-        shade = np.zeros_like(x)
-        for eye in self.eyes:
-            margin = np.interp(x, *eye.upper)
-            height = np.interp(x, *eye.lower) - margin
-            inside = (x >= eye.upper[0][0]) & (x <= eye.upper[0][-1])
-            openness = np.clip(height / (0.35 * eye.max_height), 0.0, 1.0)
-            sigma = 0.6 + 0.08 * eye.max_height
-            skin_end = margin - LID_INSET_OF_EYE_HEIGHT * eye.max_height
-            band = np.exp(-0.5 * ((y - skin_end) / sigma) ** 2)
-            shade = np.maximum(shade, np.where(inside, LASH_DARKENING * band * openness, 0.0))
-        return shade.reshape(box[3] - box[1], box[2] - box[0]).astype(np.float32)
 
     def mouth_box(self, max_head_shift: float) -> tuple[int, int, int, int]:
         """(x0, y0, x1, y1) canvas box that holds the mouth interior in every frame."""

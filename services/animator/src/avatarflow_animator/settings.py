@@ -14,14 +14,10 @@ class AnimatorSettings(ServiceSettings):
         default="auto", description="auto: CUDA if it really loads, else CPU; cuda: fail fast without a GPU"
     )
     # Avatars rendered at once by one pod (each is one consumer in the group; they share the GPU).
-    animator_max_in_flight: int = Field(
-        default=1, ge=1, le=16, description="avatars rendered at once per pod"
-    )
+    animator_max_in_flight: int = Field(default=1, ge=1, le=16, description="avatars rendered at once per pod")
     animator_intra_op_threads: int = Field(default=0, ge=0, description="0 = onnxruntime default")
     animator_preview_text: str = Field(
         default="Hello! I am your new avatar, and I am ready to talk.",
         description="line spoken in the preview clip",
     )
-    animator_max_cutout_bytes: int = Field(
-        default=32 * 1024 * 1024, ge=1024, description="largest cut-out read"
-    )
+    animator_max_cutout_bytes: int = Field(default=32 * 1024 * 1024, ge=1024, description="largest cut-out read")

@@ -41,56 +41,93 @@ def _box(values: np.ndarray, radius: int) -> np.ndarray:
     return cv2.boxFilter(values, -1, (size, size), normalize=True, borderType=cv2.BORDER_REFLECT)
 
 
+def _window_sums(integral: np.ndarray, ys: np.ndarray, xs: np.ndarray, radius: int) -> np.ndarray:
+    """Sums over the (2r+1)^2 windows centred on (ys, xs), clipped to the image, from an integral
+    image (``cv2.integral`` layout: one extra leading row and column)."""
+    rows, cols, channels = integral.shape
+    flat = integral.reshape(-1, channels)
+    top, bottom = np.maximum(ys - radius, 0) * cols, np.minimum(ys + radius + 1, rows - 1) * cols
+    left, right = np.maximum(xs - radius, 0), np.minimum(xs + radius + 1, cols - 1)
+    return flat[bottom + right] - flat[top + right] - flat[bottom + left] + flat[top + left]
+
+
 def local_colours(image: np.ndarray, weights: np.ndarray, where: np.ndarray) -> np.ndarray:
-    """Average colour of the weighted pixels nearest to each ``where`` pixel (others stay 0)."""
+    """Average colour of the weighted pixels nearest to each ``where`` pixel (others stay 0).
+
+    Only the ``where`` pixels (the thin unknown band) are evaluated: one integral image of the
+    weighted colours and the weights, then four look-ups per pixel and radius, so the cost is one
+    pass over the image plus the band, whatever the radii.
+    """
     out = np.zeros(image.shape, np.float32)
-    missing = where.copy()
-    weighted = image * weights[..., None]
+    stacked = np.empty((*weights.shape, 4), np.float32)
+    np.multiply(image, weights[..., None], out=stacked[..., :3])
+    stacked[..., 3] = weights
+    integral = cv2.integral(stacked, sdepth=cv2.CV_64F)  # float64: exact enough for any size
+    ys, xs = np.nonzero(where)
     for radius in _LOCAL_COLOUR_RADII:
-        if not missing.any():
+        if len(ys) == 0:
             break
-        total = _box(weights, radius)
-        ok = missing & (total > 1e-3)
-        out[ok] = _box(weighted, radius)[ok] / total[ok][:, None]
-        missing &= ~ok
-    if missing.any():  # no known pixel within the largest radius: use the global average
-        count = float(weights.sum())
-        fallback = (weighted.reshape(-1, 3).sum(0) / count) if count > 0 else np.full(3, 0.5)
-        out[missing] = fallback
+        sums = _window_sums(integral, ys, xs, radius)
+        # Enough known weight in the full window (a mean weight above 1e-3) to trust the average.
+        ok = sums[:, 3] > 1e-3 * (2 * radius + 1) ** 2
+        out[ys[ok], xs[ok]] = sums[ok, :3] / sums[ok, 3:]
+        ys, xs = ys[~ok], xs[~ok]
+    if len(ys):  # no known pixel within the largest radius: use the global average
+        total = integral[-1, -1]
+        fallback = total[:3] / total[3] if total[3] > 0 else np.full(3, 0.5)
+        out[ys, xs] = fallback
     return out
 
 
+def _solve_3x3(sigma: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """Solve the batch of symmetric 3x3 systems ``sigma x = rhs`` by the adjugate (vectorised;
+    the matrices are covariances plus eps*I, so positive definite and well conditioned)."""
+    s00, s01, s02 = sigma[:, 0], sigma[:, 1], sigma[:, 2]
+    s11, s12, s22 = sigma[:, 3], sigma[:, 4], sigma[:, 5]
+    c00 = s11 * s22 - s12 * s12
+    c01 = s02 * s12 - s01 * s22
+    c02 = s01 * s12 - s02 * s11
+    c11 = s00 * s22 - s02 * s02
+    c12 = s01 * s02 - s00 * s12
+    c22 = s00 * s11 - s01 * s01
+    det = s00 * c00 + s01 * c01 + s02 * c02
+    r0, r1, r2 = rhs[:, 0], rhs[:, 1], rhs[:, 2]
+    solution = np.empty_like(rhs)
+    solution[:, 0] = c00 * r0 + c01 * r1 + c02 * r2
+    solution[:, 1] = c01 * r0 + c11 * r1 + c12 * r2
+    solution[:, 2] = c02 * r0 + c12 * r1 + c22 * r2
+    return solution / det[:, None]
+
+
+# Upper-triangle channel pairs of the guide's 3x3 colour covariance.
+_PAIRS = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))
+
+
 def _guided_filter(guide: np.ndarray, source: np.ndarray, where: np.ndarray) -> np.ndarray:
-    """Colour guided filter of ``source``; only the values at ``where`` pixels are computed."""
+    """Colour guided filter of ``source``, evaluated at the ``where`` pixels only (1-D, in
+    ``np.nonzero`` order)."""
     radius = _GUIDED_RADIUS
     # Coefficients are needed on every window touching a requested pixel.
     support = cv2.dilate(where.astype(np.uint8), np.ones((2 * radius + 1,) * 2, np.uint8)) > 0
-    mean_i = _box(guide, radius)
-    mean_p = _box(source, radius)
-    mean_ip = _box(guide * source[..., None], radius)
-    products = {}
-    for i in range(3):
-        for j in range(i, 3):
-            products[i, j] = _box(guide[..., i] * guide[..., j], radius)
+    # All 13 window means in one multi-channel box filter: I (3), p, I*p (3), I_i*I_j (6).
+    channels = [guide, source[..., None], guide * source[..., None]]
+    channels += [guide[..., i : i + 1] * guide[..., j : j + 1] for i, j in _PAIRS]
+    means = _box(np.concatenate(channels, axis=2, dtype=np.float32), radius)
 
     idx = np.nonzero(support)
-    mi = mean_i[idx]
-    cov = mean_ip[idx] - mi * mean_p[idx][:, None]
-    sigma = np.empty((len(idx[0]), 3, 3), np.float64)
-    for (i, j), product in products.items():
-        value = product[idx] - mi[:, i] * mi[:, j]
-        sigma[:, i, j] = value
-        sigma[:, j, i] = value
-    sigma += _GUIDED_EPS * np.eye(3)
-    coef_a = np.linalg.solve(sigma, cov[..., None].astype(np.float64))[..., 0].astype(np.float32)
-    coef_b = mean_p[idx] - (coef_a * mi).sum(1)
+    at = means[idx].astype(np.float64)  # only the support: a small share of the image
+    mean_i, mean_p, mean_ip, mean_ii = at[:, 0:3], at[:, 3], at[:, 4:7], at[:, 7:13]
+    cov = mean_ip - mean_i * mean_p[:, None]
+    sigma = np.stack([mean_ii[:, k] - mean_i[:, i] * mean_i[:, j] for k, (i, j) in enumerate(_PAIRS)], axis=1)
+    sigma[:, [0, 3, 5]] += _GUIDED_EPS
+    coef_a = _solve_3x3(sigma, cov)
+    coef_b = mean_p - (coef_a * mean_i).sum(1)
 
-    full_a = np.zeros(guide.shape, np.float32)
-    full_b = np.zeros(source.shape, np.float32)
-    full_a[idx] = coef_a
-    full_b[idx] = coef_b
     # Outside the support the coefficients are never averaged into a requested pixel.
-    return (_box(full_a, radius) * guide).sum(2) + _box(full_b, radius)
+    coefs = np.zeros((*source.shape, 4), np.float32)
+    coefs[idx] = np.concatenate([coef_a, coef_b[:, None]], axis=1)
+    mean_coefs = _box(coefs, radius)[where]
+    return (mean_coefs[:, :3] * guide[where]).sum(1) + mean_coefs[:, 3]
 
 
 def _band_box(unknown: np.ndarray, margin: int) -> tuple[slice, slice] | None:
@@ -118,26 +155,28 @@ def refine(image: np.ndarray, known_fg: np.ndarray, known_bg: np.ndarray) -> Ref
     """Solve alpha on the unknown band of ``image`` (float32 RGB in [0,1]) given known fg/bg masks."""
     alpha = known_fg.astype(np.float32)
     unknown = ~(known_fg | known_bg)
-    fg_full = np.zeros(image.shape, np.float32)
-    bg_full = np.zeros(image.shape, np.float32)
-    window = _band_box(unknown, _LOCAL_COLOUR_RADII[-1])
-    if window is None:
-        return Refinement(alpha, unknown, fg_full, bg_full)
-    img = np.ascontiguousarray(image[window])
-    fg = known_fg[window]
-    unk = unknown[window]
-    fg_colour = local_colours(img, fg.astype(np.float32), unk)
-    bg_colour = local_colours(img, known_bg[window].astype(np.float32), unk)
-    span = fg_colour - bg_colour
-    guess = ((img - bg_colour) * span).sum(2) / ((span * span).sum(2) + 1e-4)
-    guess = np.where(unk, np.clip(guess, 0.0, 1.0), fg.astype(np.float32)).astype(np.float32)
+    if not unknown.any():
+        empty = np.zeros(image.shape, np.float32)
+        return Refinement(alpha, unknown, empty, empty.copy())
+    image = np.ascontiguousarray(image, dtype=np.float32)
+    fg_colour = local_colours(image, known_fg.astype(np.float32), unknown)
+    bg_colour = local_colours(image, known_bg.astype(np.float32), unknown)
+
+    # The guided filter reads two windows (2r) around each band pixel: work on that crop only.
+    window = _band_box(unknown, 2 * _GUIDED_RADIUS)
+    assert window is not None
+    img, unk, fg = image[window], unknown[window], known_fg[window]
+    fgc, bgc = fg_colour[window], bg_colour[window]
+    band_bg = bgc[unk]
+    span = fgc[unk] - band_bg
+    guess = fg.astype(np.float32)
+    projection = ((img[unk] - band_bg) * span).sum(1) / ((span * span).sum(1) + 1e-4)
+    guess[unk] = np.clip(projection, 0.0, 1.0)
     refined = np.clip(_guided_filter(img, guess, unk), 0.0, 1.0)
     refined[refined < _SNAP] = 0.0
     refined[refined > 1.0 - _SNAP] = 1.0
-    alpha[window] = np.where(unk, refined, alpha[window])
-    fg_full[window] = fg_colour
-    bg_full[window] = bg_colour
-    return Refinement(alpha, unknown, fg_full, bg_full)
+    alpha[window][unk] = refined
+    return Refinement(alpha, unknown, fg_colour, bg_colour)
 
 
 def refine_alpha(image: np.ndarray, known_fg: np.ndarray, known_bg: np.ndarray) -> np.ndarray:

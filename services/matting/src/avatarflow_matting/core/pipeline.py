@@ -153,10 +153,26 @@ def matte(
     return _matte_region(image, person, landmarks, illustration_hint)
 
 
-def _composite(rgba: np.ndarray, colour: tuple[int, int, int]) -> np.ndarray:
-    alpha = rgba[..., 3:4].astype(np.float32) / 255.0
-    mixed = rgba[..., :3].astype(np.float32) * alpha + np.float32(colour) * (1.0 - alpha)
-    return np.clip(np.round(mixed), 0, 255).astype(np.uint8)
+def _composite(rgba: np.ndarray, colours: list[tuple[int, int, int]]) -> list[np.ndarray]:
+    """``rgba`` over each solid colour, rounded to 8 bits in exact integer arithmetic.
+
+    Opaque pixels are copied and transparent ones filled; only the (few) soft edge pixels are
+    blended, so the cost is two copies per preview rather than per-pixel arithmetic.
+    """
+    alpha = rgba[..., 3]
+    opaque = (alpha == 255).view(np.uint8)
+    soft = np.nonzero((alpha > 0) & (alpha < 255))
+    soft_alpha = alpha[soft].astype(np.uint16)[:, None]
+    soft_fg = rgba[..., :3][soft] * soft_alpha
+    previews = []
+    for colour in colours:
+        out = np.empty((*alpha.shape, 3), np.uint8)
+        out[:] = colour
+        cv2.copyTo(rgba[..., :3], opaque, out)
+        mixed = soft_fg + np.array(colour, np.uint16) * (255 - soft_alpha) + 128  # <= 255 * 255 + 128
+        out[soft] = (mixed + (mixed >> 8)) >> 8  # round(mixed / 255), exact in this range
+        previews.append(out)
+    return previews
 
 
 def _working_region(framing: Framing, width: int, height: int) -> tuple[int, int, int, int]:
@@ -223,12 +239,9 @@ def cut_out(
     alpha = cv2.warpAffine(
         region.alpha, matrix, canvas, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0
     )
-    colours = cv2.warpAffine(
-        region.foreground, matrix, canvas, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
-    )
-    rgba = np.empty((CANVAS_SIZE, CANVAS_SIZE, 4), np.uint8)
-    rgba[..., :3] = np.clip(np.round(colours * 255.0), 0, 255).astype(np.uint8)
-    rgba[..., 3] = np.clip(np.round(alpha * 255.0), 0, 255).astype(np.uint8)
+    colours = cv2.warpAffine(region.foreground, matrix, canvas, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    # Rounded and saturated to 8 bits in one pass each (values are in [0,1]).
+    rgba = cv2.merge([*cv2.split(cv2.convertScaleAbs(colours, alpha=255.0)), cv2.convertScaleAbs(alpha, alpha=255.0)])
 
     alpha_u8 = rgba[..., 3].astype(np.float32) / 255.0
     confidence = float(np.clip(region.confidence, 0.0, 1.0))
@@ -242,10 +255,11 @@ def cut_out(
     canvas_face = None
     if face is not None:
         canvas_face = map_face(face, Framing(framing.scale, framing.shift_x, framing.shift_y), width, height)
+    on_white, on_dark = _composite(rgba, [PREVIEW_WHITE, PREVIEW_DARK])
     return CutOut(
         rgba=rgba,
-        preview_on_white=_composite(rgba, PREVIEW_WHITE),
-        preview_on_dark=_composite(rgba, PREVIEW_DARK),
+        preview_on_white=on_white,
+        preview_on_dark=on_dark,
         face=canvas_face,
         method=region.method,
         quality=matting_quality,
