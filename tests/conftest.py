@@ -2,7 +2,9 @@
 
 Precedence (issue 2): environment variables pointing at existing endpoints win
 (AVATARFLOW_TEST_KAFKA_BOOTSTRAP, AVATARFLOW_TEST_S3_ENDPOINT + keys, AVATARFLOW_TEST_POSTGRES_URL);
-else testcontainers where a Docker engine answers; else the embedded launcher (Tansu + SeaweedFS).
+else testcontainers where a Docker engine answers (AVATARFLOW_TEST_USE_TESTCONTAINERS=0 turns that off);
+else the embedded launcher (Tansu + SeaweedFS). Tests that break infrastructure on purpose (faults)
+always start their own launcher stack.
 """
 
 from __future__ import annotations
@@ -82,7 +84,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackEndpoints]:
             database_url=os.environ.get("AVATARFLOW_TEST_POSTGRES_URL", DEFAULT_PG_URL),
         )
         return
-    if os.environ.get("AVATARFLOW_TEST_USE_TESTCONTAINERS") == "1" and _docker_available():
+    if os.environ.get("AVATARFLOW_TEST_USE_TESTCONTAINERS", "auto") != "0" and _docker_available():
         yield from _testcontainers_stack()
         return
     with DevStack(workdir=tmp_path_factory.mktemp("stack")) as local:

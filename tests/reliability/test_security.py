@@ -72,8 +72,13 @@ def _endpoints(harness: PipelineHarness, image: bytes) -> dict[str, Callable[[di
     validator = harness.procs["validator"].base_url
 
     def confirm(headers: dict[str, str]) -> httpx.Response:
-        # A real ticket from a real presign (as editor of A), so only the credentials vary.
-        owner = mint_token(harness.secret, subject="sec-confirm", space_id=SPACE_A)
+        # A real ticket from a real presign by an editor of A with the same subject as the credentials
+        # under test, so only the credentials' validity and grants vary.
+        try:
+            subject = jwt.decode(headers["authorization"].split(" ", 1)[1], options={"verify_signature": False})["sub"]
+        except (KeyError, IndexError, jwt.PyJWTError):
+            subject = f"sec-confirm-{uuid.uuid4().hex[:8]}"
+        owner = mint_token(harness.secret, subject=subject, space_id=SPACE_A)
         started = httpx.post(
             f"{ingest}/v1/spaces/{SPACE_A}/uploads/presigned",
             json={"content_type": "image/jpeg", "size": len(image)},

@@ -9,8 +9,9 @@ looks (and measures, under MediaPipe) like an open eye. So the lid is drawn inst
   ``upper + blink * (eye height + overshoot)``, so at ``blink = 1`` it reaches a little past the
   lower-lid landmarks (tapering to nothing at the corners, like the eye opening itself);
 - **colour**: the avatar's own upper-lid skin, sampled once per avatar per column of the eye from
-  the band above the lid margin, keeping the brighter half of each column (skin, not the crease,
-  lashes, brow hairs or a glasses rim, which are all darker), smoothed along the eye;
+  bands above the lid margin and below the lower lid, keeping the brightest third of each column
+  (skin, not the crease, lashes, brow hairs or a glasses rim, which are all darker), smoothed
+  along the eye;
 - **shading**: a little darker toward the lid edge (the lid curves away from the light), a soft
   top edge blending into the real lid skin, and one thin dark lash curve along the lid edge.
 
@@ -31,9 +32,12 @@ from .rig import FaceRig, _smoothstep
 
 # All sizes are fractions of the eye's own (largest open) height, so any portrait scale works.
 LID_OVERSHOOT_OF_EYE_HEIGHT = 0.15  # a closed lid reaches this far past the lower-lid landmarks
-LID_COVER_ABOVE_OF_EYE_HEIGHT = 0.2  # the layer also covers the drawn/dark lid margin above the landmarks
-LID_FEATHER_OF_EYE_HEIGHT = 0.35  # its top edge fades into the real lid skin over this much
-SKIN_BAND_OF_EYE_HEIGHT = (0.3, 1.0)  # the lid skin is sampled this far above the margin
+LID_COVER_ABOVE_OF_EYE_HEIGHT = 0.35  # the layer also covers the drawn/dark lid margin above the landmarks
+LID_FEATHER_OF_EYE_HEIGHT = 0.4  # its top edge fades into the real lid skin over this much
+LID_PAST_CORNERS_OF_EYE_HEIGHT = 0.4  # ... and past the eye corners (covering lashes/liner there)
+SKIN_ABOVE_OF_EYE_HEIGHT = (0.5, 1.3)  # lid skin is sampled this far above the upper margin
+SKIN_BELOW_OF_EYE_HEIGHT = (0.4, 1.0)  # ... and this far below the lower lid (same skin tone)
+SKIN_BRIGHTEST = 1 / 3  # of each column's samples, the brightest third is skin
 LID_EDGE_DARKENING = 0.18  # the lid is this much darker at its edge than at its top
 LASH_DARKNESS = 0.7  # the lash line keeps 30 % of the lid colour at its centre
 LASH_WIDTH_OF_EYE_HEIGHT = 0.07  # half-width (sigma) of the lash line, at least LASH_MIN_PX
@@ -53,9 +57,12 @@ class EyelidLayer:
         """(xs, colours (n, 3)) of the upper-lid skin along the eye, straight RGB 0..1."""
         rig = self.rig
         xs = np.linspace(eye.upper[0][0], eye.upper[0][-1], COLOUR_SAMPLES)
-        near, far = SKIN_BAND_OF_EYE_HEIGHT
-        steps = np.linspace(near, far, 9) * eye.max_height
-        ys = np.interp(xs, *eye.upper)[:, None] - steps[None, :]  # (n, rows) local
+        above = np.linspace(*SKIN_ABOVE_OF_EYE_HEIGHT, 9) * eye.max_height
+        below = np.linspace(*SKIN_BELOW_OF_EYE_HEIGHT, 6) * eye.max_height
+        ys = np.concatenate(
+            [np.interp(xs, *eye.upper)[:, None] - above[None, :], np.interp(xs, *eye.lower)[:, None] + below[None, :]],
+            axis=1,
+        )  # (n, rows) local
         local = np.stack(np.broadcast_arrays(xs[:, None], ys), axis=-1)
         canvas = rig.origin + local[..., :1] * rig.u + local[..., 1:] * rig.v
         samples = cv2.remap(
@@ -66,7 +73,8 @@ class EyelidLayer:
             borderMode=cv2.BORDER_REPLICATE,
         )  # (n, rows, 3)
         luma = samples @ np.array([0.299, 0.587, 0.114], np.float32)
-        keep = np.argsort(luma, axis=1, kind="stable")[:, luma.shape[1] // 2 :]  # brighter half
+        brightest = max(1, round(SKIN_BRIGHTEST * luma.shape[1]))
+        keep = np.argsort(luma, axis=1, kind="stable")[:, -brightest:]
         colour = np.take_along_axis(samples, keep[..., None], axis=1).mean(axis=1)
         # Smooth along the eye: the lid is one surface, not a column-by-column copy.
         kernel = np.exp(-0.5 * (np.arange(-4, 5) / 2.0) ** 2)
@@ -82,7 +90,8 @@ class EyelidLayer:
         for eye in rig.eyes:
             top = eye.max_height * (LID_COVER_ABOVE_OF_EYE_HEIGHT + LID_FEATHER_OF_EYE_HEIGHT)
             bottom = eye.max_height * (1.0 + LID_OVERSHOOT_OF_EYE_HEIGHT)
-            for x in (eye.upper[0][0], eye.upper[0][-1]):
+            past = LID_PAST_CORNERS_OF_EYE_HEIGHT * eye.max_height
+            for x in (eye.upper[0][0] - past, eye.upper[0][-1] + past):
                 for y in (float(np.interp(x, *eye.upper)) - top - eye.max_height, np.interp(x, *eye.lower) + bottom):
                     corners.append(rig.origin + x * rig.u + y * rig.v)
         pts = np.array(corners)
@@ -107,10 +116,13 @@ class EyelidLayer:
         local = self.rig.to_local(sampled_at)
         x, y = local[:, 0], local[:, 1]
         for eye, (xs, colours) in zip(self.rig.eyes, self.colours, strict=True):
-            inside = (x >= eye.upper[0][0]) & (x <= eye.upper[0][-1])
+            h = eye.max_height
+            past = LID_PAST_CORNERS_OF_EYE_HEIGHT * h
+            left, right = eye.upper[0][0], eye.upper[0][-1]
+            inside = (x >= left - past) & (x <= right + past)
             if not inside.any():
                 continue
-            h = eye.max_height
+            along = _smoothstep((x - (left - past)) / past) * _smoothstep((right + past - x) / past)
             margin = np.interp(x, *eye.upper)
             opening = np.maximum(np.interp(x, *eye.lower) - margin, 0.0)
             overshoot = LID_OVERSHOOT_OF_EYE_HEIGHT * np.sqrt(opening * h)
@@ -120,7 +132,7 @@ class EyelidLayer:
             # Coverage: 1 px anti-aliased lid edge, feathered top; nothing beyond the corners.
             below_edge = np.clip(edge - y + 0.5, 0.0, 1.0)
             under_top = _smoothstep((y - (top - feather)) / feather)
-            coverage = np.where(inside, below_edge * under_top, 0.0)
+            coverage = np.where(inside, below_edge * under_top * along, 0.0)
             # Lid skin, darker toward its edge, and the lash line along the edge.
             depth = np.clip((y - top) / np.maximum(edge - top, 1.0), 0.0, 1.0)
             shade = 1.0 - LID_EDGE_DARKENING * depth**2

@@ -161,7 +161,7 @@ class FaceRig:
 
     def _spread_round(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         mw = self.half_mouth
-        beyond = np.maximum(0.0, np.abs(x) - 0.8 * mw) / (0.5 * mw)
+        beyond = np.maximum(0.0, np.abs(x) - mw) / (0.5 * mw)
         along = (x / mw) * np.exp(-0.5 * beyond**2)
         near_lips = np.exp(-0.5 * ((y - self.mouth_line(x)) / (0.07 * self.face_height)) ** 2)
         spread_dx = SPREAD_OF_HALF_MOUTH * mw * along * near_lips
