@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
-from animator_probe import check_pack, decode_webm_rgba
-from avatarflow_animator.core import render_pack
+from animator_fixtures import SAMPLE_IMAGES
+from animator_probe import atlas_cells, check_pack, decode_webm_rgba
+from avatarflow_animator.core import downscale_cutout, render_pack, scale_face
+from avatarflow_animator.eyelids import EyelidLayer
+from avatarflow_animator.rig import FaceRig
 from avatarflow_contracts.manifest import OVR_VISEMES, AvatarManifest
-from conftest import SAMPLE_IMAGES
 
 
 @pytest.mark.parametrize("name", SAMPLE_IMAGES)
@@ -49,3 +52,40 @@ def test_preview_clip_decodes_with_alpha_and_moves_the_mouth(rendered):
     assert len(frames) == pack.manifest.preview.frame_count
     assert min(int(f[..., 3].min()) for f in frames) == 0
     assert max(int(f[..., 3].max()) for f in frames) == 255
+
+
+# Brows (upper and lower edge) and the eye opening (upper / lower lid middle), MediaPipe indices.
+BROW_POINTS = (70, 63, 105, 66, 107, 46, 53, 52, 65, 55, 300, 293, 334, 296, 336, 276, 283, 282, 295, 285)
+EYE_OPENINGS = ((159, 145), (386, 374))
+
+
+@pytest.mark.parametrize("name", SAMPLE_IMAGES)
+def test_blink_draws_a_lid_over_the_eye_and_never_touches_the_brows(rendered, name):
+    item = rendered[name]
+    cells = atlas_cells(item.pack.files["visemes.png"], item.pack.manifest)
+    rest, closed = cells["sil"].astype(np.int16), cells["eyes_closed"].astype(np.int16)
+    scale = rest.shape[0] / item.cutout.face.image_width
+    landmarks = np.asarray(item.cutout.face.landmarks)[:, :2] * scale
+    for x, y in np.round(landmarks[list(BROW_POINTS)]).astype(int):
+        assert np.array_equal(rest[y - 1 : y + 2, x - 1 : x + 2], closed[y - 1 : y + 2, x - 1 : x + 2])
+    for upper, lower in EYE_OPENINGS:
+        x, y = np.round(0.5 * (landmarks[upper] + landmarks[lower])).astype(int)
+        assert np.abs(rest[y, x, :3] - closed[y, x, :3]).max() > 0  # the eye is covered
+
+
+def test_eyelid_layer_is_empty_when_open_and_opaque_over_a_closed_eye(rendered):
+    cutout = rendered[SAMPLE_IMAGES[0]].cutout
+    source = downscale_cutout(cutout.rgba)
+    face = scale_face(cutout.face, source.shape[0])
+    rig = FaceRig(np.asarray(face.landmarks)[:, :2], source.shape[0])
+    lids = EyelidLayer(rig, source)
+    box = lids.box(0.0)
+    shape = (box[3] - box[1], box[2] - box[0])
+    pixels = rig.pixel_centres(box)
+    assert not lids.layer(0.0, pixels, shape).any()
+    closed = lids.layer(1.0, pixels, shape)
+    assert closed.min() >= 0.0 and closed[3].max() <= 1.0
+    assert np.all(closed[:3] <= closed[3] + 1e-6)  # premultiplied
+    for upper, lower in EYE_OPENINGS:
+        x, y = np.round(0.5 * (rig.landmarks[upper] + rig.landmarks[lower])).astype(int)
+        assert closed[3, y - box[1], x - box[0]] == pytest.approx(1.0)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import REPO, SERVICES
+from deploy_fixtures import REPO, SERVICES
 
 COMPOSE_FILE = REPO / "docker-compose.yml"
 INIT_JOBS = ("kafka-init", "s3-init", "migrate")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import REPO, SERVICES
+from deploy_fixtures import REPO, SERVICES
 
 DOCKERFILES = {
     **{service: REPO / "services" / service / "Dockerfile" for service in SERVICES},

@@ -9,7 +9,7 @@ import jsonschema
 import kubernetes_validate
 import pytest
 from avatarflow_contracts.topics import ConsumerGroup, Topic
-from conftest import (
+from deploy_fixtures import (
     CHART_DIR,
     HTTP_SERVICES,
     KUBE_VERSION,
@@ -25,7 +25,7 @@ from conftest import (
     pod_spec,
     render_chart,
 )
-from conftest import GPU_KEDA_PROFILE as PROFILE_PATH
+from deploy_fixtures import GPU_KEDA_PROFILE as PROFILE_PATH
 
 CUSTOM_RESOURCE_KINDS = {"ScaledObject", "ServiceMonitor", "KafkaTopic"}
 WORKLOAD_KINDS = {"Deployment", "Job"}

@@ -17,7 +17,7 @@ from avatarflow_matting.core import (
     estimate_alpha_with_trimap,
     estimate_foreground,
 )
-from conftest import synthetic_face
+from matting_fixtures import synthetic_face
 from PIL import Image
 
 SUBJECT = np.array([200, 120, 60], np.float32)

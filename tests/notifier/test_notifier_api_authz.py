@@ -12,8 +12,8 @@ import pytest
 from avatarflow_notifier.handlers import apply_event
 from avatarflow_notifier.store import StatusStore
 from avatarflow_runtime.auth import mint_token
-from conftest import JWT_SECRET
 from notifier_factories import T0, Run
+from notifier_fixtures import JWT_SECRET
 
 SPACE_A = f"authz-a-{uuid.uuid4().hex[:8]}"
 SPACE_B = f"authz-b-{uuid.uuid4().hex[:8]}"

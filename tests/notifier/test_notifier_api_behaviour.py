@@ -14,8 +14,8 @@ from avatarflow_notifier.api import RedactTokensFilter
 from avatarflow_notifier.handlers import apply_event
 from avatarflow_notifier.store import StatusStore
 from avatarflow_runtime.auth import mint_token
-from conftest import BUCKET, JWT_SECRET
 from notifier_factories import T0, Run
+from notifier_fixtures import BUCKET, JWT_SECRET
 
 
 def editor(space: str) -> dict[str, str]:
@@ -214,7 +214,7 @@ async def test_health_readiness_and_metrics(live_server):
 async def test_readyz_reports_an_unreachable_database(s3):
     from avatarflow_notifier.api import create_app
     from avatarflow_notifier.catalogue import Catalogue
-    from conftest import notifier_settings
+    from notifier_fixtures import notifier_settings
 
     url = "postgresql+psycopg://postgres@127.0.0.1:1/none"
     settings = notifier_settings(url, s3.endpoint)

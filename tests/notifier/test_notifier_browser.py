@@ -14,8 +14,8 @@ import pytest
 from avatarflow_contracts import ReasonCode
 from avatarflow_notifier.handlers import apply_event
 from avatarflow_runtime.auth import mint_token
-from conftest import JWT_SECRET
 from notifier_factories import T0, Run
+from notifier_fixtures import JWT_SECRET
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -7,7 +7,7 @@ import json
 import numpy as np
 from avatarflow_notifier.catalogue import Catalogue, CatalogueIndex, seed_catalogue
 from avatarflow_notifier.illustrations import DEFAULT_SPECS, draw_avatar
-from conftest import BUCKET
+from notifier_fixtures import BUCKET
 
 
 def test_drawing_is_deterministic_and_not_blank():

@@ -42,6 +42,13 @@ def mixed_images(shared_dir: Path) -> list[Path]:
 
 
 @pytest.fixture(scope="session")
+def light_images(mixed_images: list[Path]) -> list[Path]:
+    """1 avatar to make, 5 rejections: for faults that do not hit the matting or animator stage."""
+    rejects = [image for image in mixed_images if not image.name.startswith("accept_")]
+    return [mixed_images[0], *rejects, rejects[0]]
+
+
+@pytest.fixture(scope="session")
 def reliability_figures(artifacts_dir: Path) -> Iterator[dict[str, Any]]:
     figures: dict[str, Any] = {}
     try:

@@ -28,7 +28,7 @@ pytestmark = pytest.mark.integration
 SPACE_A = "sec-space-a"
 SPACE_B = "sec-space-b"
 UUID_RE = r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
-ORIGINAL_KEY = re.compile(rf"^originals/({UUID_RE})/([A-Za-z0-9_-]{{22,}})\.(jpg|png|webp|heic)$")
+ORIGINAL_KEY = re.compile(rf"^originals/({UUID_RE})/([A-Za-z0-9_-]{{22,}})\.(jpg|png|webp|heic|bin)$")
 
 
 def _b64(data: dict[str, object]) -> str:
@@ -56,7 +56,7 @@ def _credentials(harness: PipelineHarness) -> dict[str, tuple[str | None, set[in
         "viewer": (f"Bearer {editor(SPACE_A, role='viewer')}", {403}),
         "expired": (f"Bearer {editor(SPACE_A, ttl_s=60, now=now - 3600)}", denied),
         "forged_signature": (
-            f"Bearer {mint_token('another-secret-0123456789abcdef', subject='x', space_id=SPACE_A)}",
+            f"Bearer {mint_token('another-secret-0123456789abcdef-forged', subject='x', space_id=SPACE_A)}",
             denied,
         ),
         "alg_none": (f"Bearer {unsigned}", denied),
@@ -234,7 +234,7 @@ def test_no_token_reaches_any_log(harness: PipelineHarness, shared_dir: Path) ->
         timeout=10,
     )
     assert status.status_code == 200
-    bad_token = mint_token("another-secret-0123456789abcdef", subject="x", space_id=space)
+    bad_token = mint_token("another-secret-0123456789abcdef-forged", subject="x", space_id=space)
     for base in (harness.procs["ingest"].base_url, notifier):
         httpx.get(f"{base}/v1/spaces/{space}/avatar-status?access_token={bad_token}", timeout=10)
     httpx.get(f"{notifier}/v1/spaces/{space}/events?access_token={bad_token}", timeout=10)

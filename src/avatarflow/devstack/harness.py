@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import os
 import time
 import uuid
 from collections import defaultdict
@@ -56,6 +57,8 @@ OUTPUT_REFS = {
     "avatar.rendered": ("manifest", "idle_loop", "viseme_atlas", "preview_clip", "poster"),
 }
 
+DEFAULT_NUMBA_CACHE = Path(__file__).resolve().parents[3] / "var" / "numba-cache"
+
 # Rebalances on Tansu wait for the dead member's session: keep it short so a kill -9 recovers fast.
 FAST_REBALANCE_ENV = {
     "AVATARFLOW_KAFKA_SESSION_TIMEOUT_MS": "6000",
@@ -86,6 +89,33 @@ class InvariantReport:
     @property
     def ok(self) -> bool:
         return not self.violations
+
+
+def images_from(directory: Path, accept: int, reject: int) -> list[Path]:
+    """The smallest ``accept`` images expected to be accepted and ``reject`` expected to be rejected,
+    interleaved so both kinds are in flight together. The expectation comes from the directory's
+    ``labels.csv`` (``file,expected,...`` as in shared/avatar-images), else from an ``accept_`` prefix."""
+    import csv
+
+    labels_path = directory / "labels.csv"
+    labels: dict[str, str] = {}
+    if labels_path.exists():
+        with labels_path.open(newline="") as handle:
+            labels = {row["file"]: row["expected"] for row in csv.DictReader(handle)}
+    files = sorted(
+        (p for p in directory.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png", ".webp", ".heic"}),
+        key=lambda p: (p.stat().st_size, p.name),
+    )
+
+    def accepted(p: Path) -> bool:
+        return labels.get(p.name, "accept" if p.name.startswith("accept_") else "reject") == "accept"
+
+    good = [p for p in files if accepted(p)][:accept]
+    bad = [p for p in files if not accepted(p)][:reject]
+    mixed: list[Path] = []
+    for i in range(max(len(good), len(bad))):
+        mixed += good[i : i + 1] + bad[i : i + 1]
+    return mixed
 
 
 def sync_database_url(url: str) -> str:
@@ -152,6 +182,9 @@ class PipelineHarness:
             "AVATARFLOW_NOTIFIER_MIGRATE_ON_START": "true",
             "AVATARFLOW_LOG_LEVEL": "INFO",
             "AVATARFLOW_INGEST_RATE_LIMIT_PER_MINUTE": "1000",
+            # numba (pymatting) needs a writable cache; a warm one makes a restarted matting worker
+            # ready in seconds instead of ~40 s (docs/matting.md).
+            "NUMBA_CACHE_DIR": os.environ.get("NUMBA_CACHE_DIR", str(DEFAULT_NUMBA_CACHE)),
             **FAST_REBALANCE_ENV,
         }
         if "notifier" in self.procs and "ingest" in self.procs:
@@ -283,12 +316,14 @@ class PipelineHarness:
     def upload_many(
         self, images: list[Path], count: int, *, prefix: str = "rel", spaces: int | None = None
     ) -> list[Upload]:
-        """``count`` uploads cycling through ``images``; one space per upload unless ``spaces`` is given."""
+        """``count`` uploads cycling through ``images``, each by its own editor; one space per upload
+        unless ``spaces`` is given."""
         run = uuid.uuid4().hex[:6]
         uploads = []
         for i in range(count):
             space = f"{prefix}-{run}-{i if spaces is None else i % spaces}"
-            uploads.append(self.upload(images[i % len(images)], space))
+            # One editor per upload: the per-editor rate limit is not what these runs measure.
+            uploads.append(self.upload(images[i % len(images)], space, f"{prefix}-{run}-editor-{i}"))
         return uploads
 
     def produce_uploaded(
@@ -340,7 +375,6 @@ class PipelineHarness:
             rows = conn.execute(sa.text(query)).mappings().all()
         wanted = set(upload_ids) if upload_ids is not None else None
         return {r["upload_id"]: dict(r) for r in rows if wanted is None or r["upload_id"] in wanted}
-
 
     def wait_terminal(self, upload_ids: list[str], timeout_s: float = 300) -> dict[str, str]:
         """Poll the notifier's database until every upload is terminal; returns upload_id -> status."""

@@ -56,9 +56,7 @@ def mint_token(
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
-def verify_token(
-    token: str, secret: str, *, issuer: str = "avatarflow", audience: str = "avatarflow"
-) -> Principal:
+def verify_token(token: str, secret: str, *, issuer: str = "avatarflow", audience: str = "avatarflow") -> Principal:
     """Return the token's principal or raise AuthError. Never echoes the token in errors."""
     try:
         header = jwt.get_unverified_header(token)

@@ -17,8 +17,7 @@ class PermanentError(Exception):
         super().__init__(message)
         self.code = code
         self.editor_message = editor_message or (
-            "We couldn't finish making your avatar from this image. Please try again, or upload a "
-            "different image."
+            "We couldn't finish making your avatar from this image. Please try again, or upload a different image."
         )
 
 

@@ -11,11 +11,7 @@ def failure_event(event: Envelope, stage: str, error: BaseException, attempts: i
     """avatar.failed for a stage that gave up; shared wording for every stage."""
     if isinstance(error, PermanentError):
         code, message = error.code, error.editor_message
-        advice = (
-            "upload_different_image"
-            if code in {"object_too_large", "unprocessable_image"}
-            else "retry_upload"
-        )
+        advice = "upload_different_image" if code in {"object_too_large", "unprocessable_image"} else "retry_upload"
     else:
         code = "processing_error"
         message = "Something went wrong on our side while making your avatar. Please upload the image again."

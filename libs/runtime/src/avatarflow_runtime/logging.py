@@ -37,9 +37,7 @@ class _ScrubbingFilter(logging.Filter):
         if isinstance(record.msg, str):
             record.msg = _scrub_value(record.msg)
         if record.args:
-            record.args = (
-                tuple(_scrub_value(a) for a in record.args) if isinstance(record.args, tuple) else record.args
-            )
+            record.args = tuple(_scrub_value(a) for a in record.args) if isinstance(record.args, tuple) else record.args
         return True
 
 
@@ -61,9 +59,7 @@ def configure_logging(service: str, level: str = "INFO", json_output: bool = Tru
     structlog.contextvars.bind_contextvars(service=service)
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(_ScrubbingFilter())
-    handler.setFormatter(
-        logging.Formatter('{"level":"%(levelname)s","logger":"%(name)s","event":"%(message)s"}')
-    )
+    handler.setFormatter(logging.Formatter('{"level":"%(levelname)s","logger":"%(name)s","event":"%(message)s"}'))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -106,9 +106,7 @@ class EventBus:
         }
         await self._send(event.TOPIC.value, encode_event(event), event.space_id.encode(), headers)
 
-    async def dead_letter(
-        self, message: KafkaMessage, *, error: BaseException, error_type: str, attempts: int
-    ) -> None:
+    async def dead_letter(self, message: KafkaMessage, *, error: BaseException, error_type: str, attempts: int) -> None:
         record = message.raw_message
         raw_headers = getattr(record, "headers", None) or ()
         letter = DeadLetter(
@@ -155,9 +153,7 @@ class StageSpec(Generic[InT]):
     on_failure: FailureFactory[InT] | None = None
 
 
-def stage_consumer(
-    broker: KafkaBroker, bus: EventBus, settings: ServiceSettings, spec: StageSpec[InT]
-) -> Any:
+def stage_consumer(broker: KafkaBroker, bus: EventBus, settings: ServiceSettings, spec: StageSpec[InT]) -> Any:
     """Register the FastStream subscriber for one stage and return it."""
     service = settings.service_name
 
@@ -187,9 +183,7 @@ async def process_record(
     try:
         event = decode_event(raw, spec.model)
     except PoisonEvent as exc:
-        await _settle(
-            message, bus.dead_letter(message, error=exc, error_type=type(exc).__name__, attempts=1), settings
-        )
+        await _settle(message, bus.dead_letter(message, error=exc, error_type=type(exc).__name__, attempts=1), settings)
         metrics.EVENTS_CONSUMED.labels(service, topic, "dead_lettered").inc()
         return
 
@@ -213,9 +207,7 @@ async def process_record(
         failure_event = spec.on_failure(event, failure, attempts) if spec.on_failure else None
 
         async def give_up() -> None:
-            await bus.dead_letter(
-                message, error=failure, error_type=type(failure).__name__, attempts=attempts
-            )
+            await bus.dead_letter(message, error=failure, error_type=type(failure).__name__, attempts=attempts)
             if failure_event is not None:
                 await bus.publish(failure_event)
 

@@ -10,12 +10,8 @@ EVENTS_CONSUMED = Counter(
     ["service", "topic", "outcome"],
 )
 EVENTS_PUBLISHED = Counter("avatarflow_events_published_total", "Events published", ["service", "topic"])
-DEAD_LETTERS = Counter(
-    "avatarflow_dead_letters_total", "Records sent to the dead-letter topic", ["service", "reason"]
-)
-RETRIES = Counter(
-    "avatarflow_retries_total", "Retried attempts after a transient fault", ["service", "operation"]
-)
+DEAD_LETTERS = Counter("avatarflow_dead_letters_total", "Records sent to the dead-letter topic", ["service", "reason"])
+RETRIES = Counter("avatarflow_retries_total", "Retried attempts after a transient fault", ["service", "operation"])
 PROCESSING_SECONDS = Histogram(
     "avatarflow_processing_seconds",
     "Wall time to process one event (all attempts)",

@@ -76,9 +76,7 @@ class ServiceRuntime:
             raise RuntimeError("broker not reachable")
 
     def asyncapi(self, title: str, description: str) -> dict[str, Any]:
-        spec = AsyncAPI(
-            self.broker, title=title, version="1.0.0", description=description, schema_version="3.0.0"
-        )
+        spec = AsyncAPI(self.broker, title=title, version="1.0.0", description=description, schema_version="3.0.0")
         return json.loads(spec.to_specification().to_json())
 
     @asynccontextmanager

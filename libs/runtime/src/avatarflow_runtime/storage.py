@@ -37,9 +37,7 @@ class ObjectStore:
             "s3",
             endpoint_url=settings.s3_endpoint_url,
             region_name=settings.s3_region,
-            aws_access_key_id=settings.s3_access_key_id.get_secret_value()
-            if settings.s3_access_key_id
-            else None,
+            aws_access_key_id=settings.s3_access_key_id.get_secret_value() if settings.s3_access_key_id else None,
             aws_secret_access_key=(
                 settings.s3_secret_access_key.get_secret_value() if settings.s3_secret_access_key else None
             ),
@@ -63,9 +61,7 @@ class ObjectStore:
             )
         except (BotoCoreError, ClientError) as exc:
             raise _classify(exc, f"put {key}") from exc
-        return ObjectRef(
-            bucket=self.bucket, key=key, size=len(data), sha256=digest, content_type=content_type
-        )
+        return ObjectRef(bucket=self.bucket, key=key, size=len(data), sha256=digest, content_type=content_type)
 
     def get_bytes_sync(self, ref: ObjectRef, *, max_bytes: int | None = None) -> bytes:
         limit = max_bytes if max_bytes is not None else ref.size
@@ -73,9 +69,7 @@ class ObjectStore:
             response = self.client.get_object(Bucket=ref.bucket, Key=ref.key)
             length = int(response.get("ContentLength", 0))
             if max_bytes is not None and length > max_bytes:
-                raise PermanentError(
-                    "object_too_large", f"object {ref.key} is {length} bytes, limit {max_bytes}"
-                )
+                raise PermanentError("object_too_large", f"object {ref.key} is {length} bytes, limit {max_bytes}")
             data = response["Body"].read(limit + 1)
         except (BotoCoreError, ClientError) as exc:
             raise _classify(exc, f"get {ref.key}") from exc

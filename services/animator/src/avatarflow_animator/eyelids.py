@@ -5,15 +5,17 @@ the upper-lid skin down over the eye (a warp) drags whatever lies above the lid 
 crease, drawn eyeliner or a low brow is stretched into a dark band over the eye, which still
 looks (and measures, under MediaPipe) like an open eye. So the lid is drawn instead:
 
-- **where**: inside the eye opening, from just above the upper-lid landmarks down to the lid edge
+- **where**: inside the eye opening, from above the upper-lid landmarks (covering the drawn or
+  shadowed lid margin) down to the lid edge
   ``upper + blink * (eye height + overshoot)``, so at ``blink = 1`` it reaches a little past the
   lower-lid landmarks (tapering to nothing at the corners, like the eye opening itself);
 - **colour**: the avatar's own upper-lid skin, sampled once per avatar per column of the eye from
-  bands above the lid margin and below the lower lid, keeping the brightest third of each column
+  bands above the lid margin and below the lower lid, keeping the brighter half of each column
   (skin, not the crease, lashes, brow hairs or a glasses rim, which are all darker), smoothed
   along the eye;
 - **shading**: a little darker toward the lid edge (the lid curves away from the light), a soft
-  top edge blending into the real lid skin, and one thin dark lash curve along the lid edge.
+  top edge blending into the real lid skin (always below the brow's lower edge, so a brow close
+  to the eye is never touched), and one thin dark lash curve along the lid edge.
 
 The layer is evaluated in *source* coordinates and sampled through the frame's own backward field
 (head roll/shift), so it rides with the head. Only frames with ``blink > 0`` pay for it: the
@@ -28,19 +30,23 @@ import math
 import cv2
 import numpy as np
 
-from .rig import FaceRig, _smoothstep
+from .rig import FaceRig, _curve, _smoothstep
+
+# Lower edge of each brow (MediaPipe face mesh), in the order of ``FaceRig.eyes`` (right, left).
+BROWS_LOWER = ((46, 53, 52, 65, 55), (276, 283, 282, 295, 285))
+BROW_CLEARANCE_OF_EYE_HEIGHT = 0.15  # the lid layer stops at least this far below the brow
 
 # All sizes are fractions of the eye's own (largest open) height, so any portrait scale works.
 LID_OVERSHOOT_OF_EYE_HEIGHT = 0.15  # a closed lid reaches this far past the lower-lid landmarks
-LID_COVER_ABOVE_OF_EYE_HEIGHT = 0.35  # the layer also covers the drawn/dark lid margin above the landmarks
+LID_COVER_ABOVE_OF_EYE_HEIGHT = 0.6  # the layer also covers the drawn/dark lid margin above the landmarks
 LID_FEATHER_OF_EYE_HEIGHT = 0.4  # its top edge fades into the real lid skin over this much
 LID_PAST_CORNERS_OF_EYE_HEIGHT = 0.4  # ... and past the eye corners (covering lashes/liner there)
 SKIN_ABOVE_OF_EYE_HEIGHT = (0.5, 1.3)  # lid skin is sampled this far above the upper margin
 SKIN_BELOW_OF_EYE_HEIGHT = (0.4, 1.0)  # ... and this far below the lower lid (same skin tone)
-SKIN_BRIGHTEST = 1 / 3  # of each column's samples, the brightest third is skin
+SKIN_BRIGHTEST = 1 / 2  # of each column's samples, the brighter half is skin
 LID_EDGE_DARKENING = 0.18  # the lid is this much darker at its edge than at its top
 LASH_DARKNESS = 0.7  # the lash line keeps 30 % of the lid colour at its centre
-LASH_WIDTH_OF_EYE_HEIGHT = 0.07  # half-width (sigma) of the lash line, at least LASH_MIN_PX
+LASH_WIDTH_OF_EYE_HEIGHT = 0.1  # half-width (sigma) of the lash line, at least LASH_MIN_PX
 LASH_MIN_PX = 0.6
 COLOUR_SAMPLES = 24  # columns per eye at which the lid colour is sampled
 
@@ -49,9 +55,12 @@ class EyelidLayer:
     """Per-avatar eyelid geometry and skin colour; per-frame premultiplied RGBA layers."""
 
     def __init__(self, rig: FaceRig, source_rgba: np.ndarray) -> None:
+        """``source_rgba``: the cut-out at output size (H x W x 4 uint8), as the rig's canvas."""
         self.rig = rig
         rgb = np.asarray(source_rgba)[..., :3].astype(np.float32) / 255.0
         self.colours = [self._lid_colour(eye, rgb) for eye in rig.eyes]
+        local = rig.to_local(rig.landmarks)
+        self.brows = [_curve(local[list(brow)]) for brow in BROWS_LOWER]
 
     def _lid_colour(self, eye, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(xs, colours (n, 3)) of the upper-lid skin along the eye, straight RGB 0..1."""
@@ -115,7 +124,7 @@ class EyelidLayer:
             return out.reshape(4, height, width)
         local = self.rig.to_local(sampled_at)
         x, y = local[:, 0], local[:, 1]
-        for eye, (xs, colours) in zip(self.rig.eyes, self.colours, strict=True):
+        for eye, (xs, colours), brow in zip(self.rig.eyes, self.colours, self.brows, strict=True):
             h = eye.max_height
             past = LID_PAST_CORNERS_OF_EYE_HEIGHT * h
             left, right = eye.upper[0][0], eye.upper[0][-1]
@@ -128,10 +137,15 @@ class EyelidLayer:
             overshoot = LID_OVERSHOOT_OF_EYE_HEIGHT * np.sqrt(opening * h)
             edge = margin + blink * (opening + overshoot)
             top = margin - LID_COVER_ABOVE_OF_EYE_HEIGHT * h * min(blink / 0.25, 1.0)
-            feather = LID_FEATHER_OF_EYE_HEIGHT * h
-            # Coverage: 1 px anti-aliased lid edge, feathered top; nothing beyond the corners.
+            # The feathered top never reaches the brow (brows close to the eyes stay untouched).
+            start = np.maximum(
+                top - LID_FEATHER_OF_EYE_HEIGHT * h, np.interp(x, *brow) + BROW_CLEARANCE_OF_EYE_HEIGHT * h
+            )
+            start = np.minimum(start, margin - 1.0)
+            top = np.maximum(top, start + 1.0)
+            # Coverage: 1 px anti-aliased lid edge, feathered top, feathered past the corners.
             below_edge = np.clip(edge - y + 0.5, 0.0, 1.0)
-            under_top = _smoothstep((y - (top - feather)) / feather)
+            under_top = _smoothstep((y - start) / (top - start))
             coverage = np.where(inside, below_edge * under_top * along, 0.0)
             # Lid skin, darker toward its edge, and the lash line along the edge.
             depth = np.clip((y - top) / np.maximum(edge - top, 1.0), 0.0, 1.0)

@@ -42,9 +42,7 @@ class PresignRequest(BaseModel):
 
 class PresignedUpload(BaseModel):
     upload_id: uuid.UUID
-    put_url: str = Field(
-        description="PUT the file here with the same Content-Type, before expires_in seconds"
-    )
+    put_url: str = Field(description="PUT the file here with the same Content-Type, before expires_in seconds")
     expires_in: int
     upload_ticket: str = Field(description="send back to the confirm endpoint")
     confirm_url: str
@@ -94,9 +92,7 @@ def build_router(runtime: ServiceRuntime, settings: IngestSettings) -> APIRouter
             await runtime.bus.publish(event)
             return None
         except Exception as exc:
-            log.error(
-                "publish_failed_undoing_upload", upload_id=str(event.upload_id), error=type(exc).__name__
-            )
+            log.error("publish_failed_undoing_upload", upload_id=str(event.upload_id), error=type(exc).__name__)
             try:
                 await store.delete(event.original.key)
             except Exception:
@@ -134,20 +130,13 @@ def build_router(runtime: ServiceRuntime, settings: IngestSettings) -> APIRouter
         # Read at most one byte past the limit: enough to know it is too large, never more.
         data = await file.read(settings.ingest_max_upload_bytes + 1)
         try:
-            admitted = admit(
-                data,
-                max_bytes=settings.ingest_max_upload_bytes,
-                max_pixels=settings.ingest_max_pixels,
-                max_side=settings.ingest_max_side,
-            )
+            admitted = admit(data, **settings.admission_limits())
         except Refusal as exc:
             log.info("upload_refused", space_id=space_id, code=exc.code)
             return refusal(exc)
         upload_id = uuid.uuid4()
         try:
-            ref = await store.put_bytes(
-                original_key(upload_id, admitted.content_type), data, admitted.content_type
-            )
+            ref = await store.put_bytes(original_key(upload_id, admitted.content_type), data, admitted.content_type)
         except (TransientError, PermanentError) as exc:
             log.error("store_failed", error=str(exc))
             return JSONResponse(
@@ -221,9 +210,7 @@ def build_router(runtime: ServiceRuntime, settings: IngestSettings) -> APIRouter
         principal: Annotated[Principal, Depends(editor)],
     ) -> JSONResponse:
         try:
-            ticket = jwt.decode(
-                body.upload_ticket, settings.jwt_secret.get_secret_value(), algorithms=["HS256"]
-            )
+            ticket = jwt.decode(body.upload_ticket, settings.jwt_secret.get_secret_value(), algorithms=["HS256"])
         except jwt.PyJWTError as exc:
             raise AuthError("invalid or expired upload ticket") from exc
         if (
@@ -234,25 +221,16 @@ def build_router(runtime: ServiceRuntime, settings: IngestSettings) -> APIRouter
         ):
             raise AuthError("upload ticket does not match this upload")
         key = str(ticket["key"])
-        probe = ObjectRef(
-            bucket=store.bucket, key=key, size=0, sha256="0" * 64, content_type=ticket["content_type"]
-        )
+        probe = ObjectRef(bucket=store.bucket, key=key, size=0, sha256="0" * 64, content_type=ticket["content_type"])
         try:
             data = await _read_capped(store, probe, settings.ingest_max_upload_bytes)
         except PermanentError as exc:
             code = 413 if exc.code == "object_too_large" else 404
             return refusal(Refusal(code, exc.code, "The uploaded file was not found or is too large."))
         except TransientError:
-            return JSONResponse(
-                {"error": "temporarily_unavailable", "detail": "Storage unavailable."}, status_code=503
-            )
+            return JSONResponse({"error": "temporarily_unavailable", "detail": "Storage unavailable."}, status_code=503)
         try:
-            admitted = admit(
-                data,
-                max_bytes=settings.ingest_max_upload_bytes,
-                max_pixels=settings.ingest_max_pixels,
-                max_side=settings.ingest_max_side,
-            )
+            admitted = admit(data, **settings.admission_limits())
         except Refusal as exc:
             await store.delete(key)
             return refusal(exc)

@@ -21,9 +21,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import boto3
 from avatarflow_runtime.settings import ServiceSettings
-from botocore.config import Config
+from avatarflow_runtime.storage import ObjectStore
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, Field
 
@@ -66,21 +65,8 @@ class CatalogueIndex(BaseModel):
 
 
 def s3_client_from_settings(settings: ServiceSettings) -> Any:
-    return boto3.client(
-        "s3",
-        endpoint_url=settings.s3_endpoint_url,
-        region_name=settings.s3_region,
-        aws_access_key_id=settings.s3_access_key_id.get_secret_value() if settings.s3_access_key_id else None,
-        aws_secret_access_key=(
-            settings.s3_secret_access_key.get_secret_value() if settings.s3_secret_access_key else None
-        ),
-        config=Config(
-            connect_timeout=settings.s3_connect_timeout_s,
-            read_timeout=settings.s3_read_timeout_s,
-            retries={"max_attempts": 3, "mode": "standard"},
-            s3={"addressing_style": "path"},
-        ),
-    )
+    """The runtime's S3 client (same endpoint, credentials, timeouts and retry policy as every service)."""
+    return ObjectStore.from_settings(settings).client
 
 
 @dataclass

@@ -50,12 +50,7 @@ def build_router(stage: ValidationStage, settings: ValidatorSettings) -> APIRout
     ) -> JSONResponse:
         data = await file.read(settings.ingest_max_upload_bytes + 1)
         try:
-            admit(
-                data,
-                max_bytes=settings.ingest_max_upload_bytes,
-                max_pixels=settings.ingest_max_pixels,
-                max_side=settings.ingest_max_side,
-            )
+            admit(data, **settings.admission_limits())
         except Refusal as exc:
             return JSONResponse({"error": exc.code, "detail": exc.message}, status_code=exc.status_code)
         outcome = await stage.validate(data)
