@@ -2,8 +2,9 @@
 
 It consumes image.uploaded and answers each upload with one avatar.failed event (error_code
 "echo"), so the tests can watch the template's at-least-once, idempotency and DLQ behaviour.
-With ECHO_CRASH_ONCE_FILE set, the first record is published and then the process dies with
-os._exit before the offset is committed, as a kill -9 would.
+With ECHO_CRASH_ONCE_FILE and ECHO_CRASH_ON (an upload id) set, the output for that upload's record
+is published and then the process dies with os._exit before the offset is committed, as a kill -9
+would. (The topic is shared by the whole test session, so the crash must target the test's record.)
 """
 
 from __future__ import annotations
@@ -21,11 +22,13 @@ from avatarflow_runtime.service import make_broker
 from avatarflow_runtime.settings import ServiceSettings
 
 crash_file = os.environ.get("ECHO_CRASH_ONCE_FILE")
+crash_on = os.environ.get("ECHO_CRASH_ON", "").encode()
 original_settle = messaging._settle
 
 
 async def settle_then_maybe_crash(message, publishing, settings):  # type: ignore[no-untyped-def]
-    if crash_file and not Path(crash_file).exists():
+    value = message.raw_message.value or b""
+    if crash_file and crash_on and crash_on in value and not Path(crash_file).exists():
         await publishing  # the output reached the broker...
         Path(crash_file).write_text("crashed")
         os._exit(17)  # ...but the offset was never committed

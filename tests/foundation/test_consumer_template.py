@@ -45,7 +45,7 @@ async def produce(bootstrap: str, values: list[bytes], key: bytes = b"space-t") 
 
 
 class EchoStage:
-    def __init__(self, stack: StackEndpoints, tmp: Path, group: str, crash_once: bool = False) -> None:
+    def __init__(self, stack: StackEndpoints, tmp: Path, group: str, crash_on: str | None = None) -> None:
         self.ready = tmp / f"ready-{uuid.uuid4().hex}"
         env = {
             **os.environ,
@@ -54,8 +54,9 @@ class EchoStage:
             "ECHO_READY_FILE": str(self.ready),
             "AVATARFLOW_SERVICE_NAME": "echo",
         }
-        if crash_once:
+        if crash_on:
             env["ECHO_CRASH_ONCE_FILE"] = str(tmp / f"crash-{group}")
+            env["ECHO_CRASH_ON"] = crash_on
         self.log = (tmp / f"echo-{uuid.uuid4().hex}.log").open("wb")
         self.proc = subprocess.Popen(
             [sys.executable, str(ECHO)], env=env, stdout=self.log, stderr=subprocess.STDOUT
@@ -152,8 +153,8 @@ def test_crash_before_commit_redelivers_and_output_is_idempotent(
 ) -> None:
     event = uploaded()
     asyncio.run(produce(stack.kafka_bootstrap, [encode_event(event)]))
-    crashing = EchoStage(stack, tmp_path, group, crash_once=True)
-    assert crashing.wait_exit(timeout=60) == 17  # published, then died before committing
+    crashing = EchoStage(stack, tmp_path, group, crash_on=str(event.upload_id))
+    assert crashing.wait_exit(timeout=120) == 17  # published, then died before committing
     crashing.stop()
     restarted = EchoStage(stack, tmp_path, group)
     try:
