@@ -43,7 +43,7 @@ from avatarflow_runtime.auth import mint_token  # noqa: E402
 from avatarflow_runtime.settings import ServiceSettings  # noqa: E402
 
 from avatarflow.devstack import DevStack  # noqa: E402
-from avatarflow.devstack.processes import ServiceProcess  # noqa: E402
+from avatarflow.devstack.processes import ServiceProcess, pipeline_env, start_all  # noqa: E402
 from avatarflow.devstack.topics import read_topic  # noqa: E402
 
 TERMINAL_TOPICS = (Topic.FACE_REJECTED, Topic.AVATAR_RENDERED, Topic.AVATAR_FAILED)
@@ -186,20 +186,18 @@ def main() -> int:
     print(f"machine: {os.cpu_count()} cores | mix={args.mix} | validators={args.validators} | logs {workdir}")
     with DevStack(workdir=workdir / "stack", database_url=args.database_url, topic_partitions=4) as stack:
         assert stack.endpoints is not None
-        env = {
-            **stack.endpoints.service_env(),
-            "AVATARFLOW_LOG_LEVEL": "WARNING",
-            "AVATARFLOW_NOTIFIER_MIGRATE_ON_START": "true",
-            "AVATARFLOW_INGEST_RATE_LIMIT_PER_MINUTE": "100000",
-            "AVATARFLOW_KAFKA_MAX_POLL_INTERVAL_MS": "120000",
-        }
         names = ["ingest", *["validator"] * args.validators, "matting", "animator", "notifier"]
-        procs = [ServiceProcess(n, env, workdir / f"{n}-{i}.log") for i, n in enumerate(names)]
+        procs = [ServiceProcess(n, {}, workdir / f"{n}-{i}.log") for i, n in enumerate(names)]
+        env = pipeline_env(
+            stack.endpoints.service_env(),
+            ingest_url=procs[0].base_url,
+            notifier_url=procs[-1].base_url,
+            seed_catalogue=False,
+            AVATARFLOW_LOG_LEVEL="WARNING",
+            AVATARFLOW_INGEST_RATE_LIMIT_PER_MINUTE="100000",
+        )
         try:
-            for p in procs:
-                p.start(wait_ready=False)
-            for p in procs:
-                p.wait_ready(300)
+            start_all(procs, env)
             ingest = procs[0].base_url
             results = []
             for rate in rates:

@@ -25,7 +25,7 @@ from avatarflow_runtime.auth import mint_token
 from avatarflow_runtime.settings import ServiceSettings
 
 from avatarflow.devstack import StackEndpoints
-from avatarflow.devstack.processes import SERVICES, ServiceProcess
+from avatarflow.devstack.processes import SERVICES, ServiceProcess, pipeline_env, start_all
 from avatarflow.devstack.topics import read_topic
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "deploy"))
@@ -82,28 +82,18 @@ class Pipeline:
 
 
 @pytest.fixture(scope="module")
-def pipeline(
-    stack: StackEndpoints, postgres_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Pipeline]:
+def pipeline(stack: StackEndpoints, postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
     workdir = tmp_path_factory.mktemp("pipeline")
     procs = {name: ServiceProcess(name, {}, workdir / f"{name}.log") for name in SERVICES}
-    env = {
-        **stack.service_env(),
-        "AVATARFLOW_DATABASE_URL": postgres_url,
-        "AVATARFLOW_NOTIFIER_MIGRATE_ON_START": "true",
-        "AVATARFLOW_NOTIFIER_SEED_CATALOGUE": "true",
-        "AVATARFLOW_NOTIFIER_INGEST_PUBLIC_URL": procs["ingest"].base_url,
-        "AVATARFLOW_INGEST_STATUS_BASE_URL": procs["notifier"].base_url,
-        "AVATARFLOW_INGEST_CORS_ORIGINS": procs["notifier"].base_url,
-        "AVATARFLOW_KAFKA_MAX_POLL_INTERVAL_MS": "120000",
-        "AVATARFLOW_INGEST_RATE_LIMIT_PER_MINUTE": "1000",
-    }
+    env = pipeline_env(
+        stack.service_env(),
+        ingest_url=procs["ingest"].base_url,
+        notifier_url=procs["notifier"].base_url,
+        AVATARFLOW_DATABASE_URL=postgres_url,
+        AVATARFLOW_INGEST_RATE_LIMIT_PER_MINUTE="1000",
+    )
     try:
-        for proc in procs.values():
-            proc.env = env
-            proc.start(wait_ready=False)
-        for proc in procs.values():
-            proc.wait_ready(timeout_s=300)
+        start_all(list(procs.values()), env)
         yield Pipeline(procs, stack)
     finally:
         for proc in procs.values():
@@ -143,9 +133,7 @@ def test_rejected_upload_prompts_the_editor_only(pipeline: Pipeline, shared_dir:
     upload_id = pipeline.upload(space, shared_dir / "avatar-images" / "no_face__golden-gate-landscape.jpg")
     status = pipeline.wait_terminal(space, upload_id)
     assert status["status"] == "rejected"
-    assert status["prompt"]["message"].startswith(
-        "Your avatar image couldn't be used: We couldn't find a face"
-    )
+    assert status["prompt"]["message"].startswith("Your avatar image couldn't be used: We couldn't find a face")
     assert status["latest_upload"]["reasons"][0]["code"] == "no_face"
     after = httpx.get(f"{pipeline.url('notifier')}/v1/public/spaces/{space}/avatar", timeout=10).json()
     assert after == before  # not even whether a rejected upload exists

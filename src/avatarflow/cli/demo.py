@@ -38,11 +38,9 @@ def run_demo(args: argparse.Namespace) -> int:
     from avatarflow_runtime.settings import ServiceSettings
 
     from avatarflow.devstack import DevStack
-    from avatarflow.devstack.processes import SERVICES, ServiceProcess
+    from avatarflow.devstack.processes import SERVICES, ServiceProcess, pipeline_env, start_all
 
-    images = args.images or sorted(
-        p for p in SAMPLES.iterdir() if p.suffix.lower() in {".jpg", ".png", ".webp"}
-    )
+    images = args.images or sorted(p for p in SAMPLES.iterdir() if p.suffix.lower() in {".jpg", ".png", ".webp"})
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="avatarflow-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
     secret = ServiceSettings().jwt_secret.get_secret_value()
@@ -50,26 +48,17 @@ def run_demo(args: argparse.Namespace) -> int:
     with DevStack(workdir=workdir / "stack", database_url=args.database_url) as stack:
         endpoints = stack.endpoints
         assert endpoints is not None
-        print(
-            f"broker {endpoints.kafka_bootstrap} | S3 {endpoints.s3_endpoint} | database {endpoints.database_url}"
-        )
+        print(f"broker {endpoints.kafka_bootstrap} | S3 {endpoints.s3_endpoint} | database {endpoints.database_url}")
         procs = {name: ServiceProcess(name, {}, workdir / f"{name}.log") for name in SERVICES}
-        env = {
-            **endpoints.service_env(),
-            "AVATARFLOW_LOG_LEVEL": "INFO",
-            "AVATARFLOW_NOTIFIER_MIGRATE_ON_START": "true",
-            "AVATARFLOW_NOTIFIER_SEED_CATALOGUE": "true",
-            "AVATARFLOW_NOTIFIER_INGEST_PUBLIC_URL": procs["ingest"].base_url,
-            "AVATARFLOW_INGEST_STATUS_BASE_URL": procs["notifier"].base_url,
-            "AVATARFLOW_INGEST_CORS_ORIGINS": procs["notifier"].base_url,
-            "AVATARFLOW_KAFKA_MAX_POLL_INTERVAL_MS": "120000",
-        }
+        env = pipeline_env(
+            endpoints.service_env(),
+            ingest_url=procs["ingest"].base_url,
+            notifier_url=procs["notifier"].base_url,
+            AVATARFLOW_LOG_LEVEL="INFO",
+        )
         try:
-            for proc in procs.values():
-                proc.env = env
-                proc.start(wait_ready=False)
+            start_all(list(procs.values()), env)
             for name, proc in procs.items():
-                proc.wait_ready(timeout_s=300)
                 print(f"  {name:<9} ready at {proc.base_url}")
             uploads = _upload_all(images, procs["ingest"].base_url, secret, mint_token)
             results = _wait_for_outcomes(uploads, procs["notifier"].base_url, args.timeout)
@@ -112,9 +101,7 @@ def _upload_all(images: list[Path], ingest_url: str, secret: str, mint_token) ->
     return uploads
 
 
-def _wait_for_outcomes(
-    uploads: dict[str, dict[str, str]], notifier_url: str, timeout_s: float
-) -> dict[str, dict]:  # type: ignore[type-arg]
+def _wait_for_outcomes(uploads: dict[str, dict[str, str]], notifier_url: str, timeout_s: float) -> dict[str, dict]:  # type: ignore[type-arg]
     results: dict[str, dict] = {}  # type: ignore[type-arg]
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

@@ -30,7 +30,7 @@ from typing import Any
 import httpx
 
 from .launcher import DevStack, StackEndpoints
-from .processes import SERVICES, ServiceProcess
+from .processes import SERVICES, ServiceProcess, pipeline_env, start_all
 from .topics import Record, read_topic
 
 TERMINAL_STATUSES = frozenset({"ready", "rejected", "failed"})
@@ -176,35 +176,32 @@ class PipelineHarness:
         return self.stack.endpoints
 
     def service_env(self) -> dict[str, str]:
-        env = {
-            **self.endpoints.service_env(),
+        overrides = {
             "AVATARFLOW_DATABASE_URL": self.database_url,
-            "AVATARFLOW_NOTIFIER_MIGRATE_ON_START": "true",
             "AVATARFLOW_LOG_LEVEL": "INFO",
             "AVATARFLOW_INGEST_RATE_LIMIT_PER_MINUTE": "1000",
             # numba (pymatting) needs a writable cache; a warm one makes a restarted matting worker
             # ready in seconds instead of ~40 s (docs/matting.md).
             "NUMBA_CACHE_DIR": os.environ.get("NUMBA_CACHE_DIR", str(DEFAULT_NUMBA_CACHE)),
             **FAST_REBALANCE_ENV,
+            **self.extra_env,
         }
         if "notifier" in self.procs and "ingest" in self.procs:
-            env["AVATARFLOW_NOTIFIER_INGEST_PUBLIC_URL"] = self.procs["ingest"].base_url
-            env["AVATARFLOW_INGEST_STATUS_BASE_URL"] = self.procs["notifier"].base_url
-            env["AVATARFLOW_INGEST_CORS_ORIGINS"] = self.procs["notifier"].base_url
-        env.update(self.extra_env)
-        return env
+            return pipeline_env(
+                self.endpoints.service_env(),
+                ingest_url=self.procs["ingest"].base_url,
+                notifier_url=self.procs["notifier"].base_url,
+                seed_catalogue=False,
+                **overrides,
+            )
+        return {**self.endpoints.service_env(), "AVATARFLOW_NOTIFIER_MIGRATE_ON_START": "true", **overrides}
 
     def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         try:
             self.stack.start()
             self.procs = {n: ServiceProcess(n, {}, self.workdir / f"{n}.log") for n in self.services}
-            env = self.service_env()
-            for proc in self.procs.values():
-                proc.env = env
-                proc.start(wait_ready=False)
-            for proc in self.procs.values():
-                proc.wait_ready(timeout_s=300)
+            start_all(list(self.procs.values()), self.service_env())
         except BaseException:
             self.stop()
             raise

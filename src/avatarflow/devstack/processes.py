@@ -92,3 +92,40 @@ class ServiceProcess:
             os.killpg(self.popen.pid, sig)
         if sig == signal.SIGKILL:
             self.popen.wait(timeout=10)
+
+
+def pipeline_env(
+    service_env: dict[str, str],
+    *,
+    ingest_url: str,
+    notifier_url: str,
+    seed_catalogue: bool = True,
+    **overrides: str,
+) -> dict[str, str]:
+    """Environment for all five services of one local pipeline (demo, end-to-end tests, load, faults).
+
+    ``overrides`` are extra ``AVATARFLOW_*`` variables (or others) that win over these defaults.
+    """
+    env = {
+        **service_env,
+        "AVATARFLOW_NOTIFIER_MIGRATE_ON_START": "true",
+        "AVATARFLOW_NOTIFIER_SEED_CATALOGUE": "true" if seed_catalogue else "false",
+        # The editor page (served by the notifier) uploads to ingest; ingest links back to the status.
+        "AVATARFLOW_NOTIFIER_INGEST_PUBLIC_URL": ingest_url,
+        "AVATARFLOW_INGEST_STATUS_BASE_URL": notifier_url,
+        "AVATARFLOW_INGEST_CORS_ORIGINS": notifier_url,
+        # Matting and animator records take seconds on a shared CPU; also bounds a rebalance on Tansu.
+        "AVATARFLOW_KAFKA_MAX_POLL_INTERVAL_MS": "120000",
+    }
+    env.update(overrides)
+    return env
+
+
+def start_all(procs: list[ServiceProcess], env: dict[str, str] | None = None, timeout_s: float = 300) -> None:
+    """Start every process at once (they warm up in parallel), then wait until each is ready."""
+    for proc in procs:
+        if env is not None:
+            proc.env = env
+        proc.start(wait_ready=False)
+    for proc in procs:
+        proc.wait_ready(timeout_s=timeout_s)

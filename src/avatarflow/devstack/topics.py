@@ -32,9 +32,7 @@ async def read_topic(
     timeout_s: float = 30.0,
     until: Callable[[list[Record]], bool] | None = None,
 ) -> list[Record]:
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
-    )
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
     await consumer.start()
     records: list[Record] = []
     try:
@@ -52,9 +50,7 @@ async def read_topic(
             batch = await consumer.getmany(timeout_ms=200)
             for tp_records in batch.values():
                 for r in tp_records:
-                    records.append(
-                        Record(r.topic, r.partition, r.offset, r.key, r.value or b"", dict(r.headers or ()))
-                    )
+                    records.append(Record(r.topic, r.partition, r.offset, r.key, r.value or b"", dict(r.headers or ())))
                     last_new = time.monotonic()
             now = time.monotonic()
             if until is not None and until(records):
