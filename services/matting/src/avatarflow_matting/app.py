@@ -23,9 +23,7 @@ def build_runtime(settings: MattingSettings, *, with_storage: bool = True) -> Se
     stage = MattingStage(runtime.store, settings)  # type: ignore[arg-type]
     runtime.bus.declare(Topic.AVATAR_MATTED, AvatarMatted, "The cut-out and its previews are stored")
     runtime.bus.declare(Topic.AVATAR_FAILED, AvatarFailed, "Matting failed for good after retries")
-    spec = StageSpec(
-        Topic.FACE_VALIDATED, ConsumerGroup.MATTING.value, FaceValidated, stage.handle, stage.on_failure
-    )
+    spec = StageSpec(Topic.FACE_VALIDATED, ConsumerGroup.MATTING.value, FaceValidated, stage.handle, stage.on_failure)
     stage_consumer(runtime.broker, runtime.bus, settings, spec)
     runtime.on_startup.append(stage.start)
     runtime.on_shutdown.append(stage.stop)

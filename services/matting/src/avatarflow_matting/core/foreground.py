@@ -14,7 +14,10 @@ old background's colour in hair and edges (the halo users see on a new backgroun
    first pass's F and B) brings back local detail.
 
 It approximates the multi-level solver (Germer et al. 2020) this module used before at a fraction
-of the cost: a fixed number of box filters, linear in the pixels and independent of the radii.
+of the cost. Both passes' box averages are smooth fields, so they are taken on the coarse grid of
+``grid.py`` (4 px cells; the fine pass's 6 px box is then one cell, widened a little by the
+bilinear read-back); only the final equation runs at full resolution, and only at the pixels that
+need a colour.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .alpha import to_float_image
+from .alpha import to_float_image, to_uint8_image
+from .grid import Grid
 
 # Box sizes (px) of the two passes, as in the paper (tuned there on the alphamatting.com set).
 _COARSE_BOX = 90
@@ -32,14 +36,54 @@ _TINY = 1e-5
 
 
 def _fusion(image: np.ndarray, alpha: np.ndarray, blurred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """One blur-fusion step on a list of pixels, given the box sums of (alpha, F*alpha,
-    B*(1-alpha)) at them: the foreground estimate and the smoothed background it used."""
-    a = alpha[:, None]
-    blurred_alpha = blurred[:, :1]
-    blurred_fg = blurred[:, 1:4] / (blurred_alpha + _TINY)
-    blurred_bg = blurred[:, 4:7] / ((1.0 - blurred_alpha) + _TINY)
+    """One blur-fusion step, given the box averages of (alpha, F*alpha, B*(1-alpha)) at the same
+    pixels (any leading shape): the foreground estimate and the smoothed background it used."""
+    a = alpha[..., None]
+    blurred_alpha = blurred[..., :1]
+    blurred_fg = blurred[..., 1:4] / (blurred_alpha + _TINY)
+    blurred_bg = blurred[..., 4:7] / ((1.0 - blurred_alpha) + _TINY)
     foreground = blurred_fg + a * (image - a * blurred_fg - (1.0 - a) * blurred_bg)
     return np.clip(foreground, 0.0, 1.0), blurred_bg
+
+
+def _box_cells(pixels: int, grid: Grid) -> tuple[int, int]:
+    """A box of ``pixels`` as the nearest odd number of cells (odd: centred on the cell)."""
+    cells = 2 * max(0, round((pixels / grid.scale - 1) / 2)) + 1
+    return cells, cells
+
+
+def foreground_at(
+    image_u8: np.ndarray,
+    alpha: np.ndarray,
+    ys: np.ndarray,
+    xs: np.ndarray,
+    image_cells: np.ndarray | None = None,
+) -> np.ndarray:
+    """Decontaminated foreground colours (float32 (N, 3) in [0,1]) at the pixels (ys, xs) of
+    ``image_u8`` (uint8 RGB) with matte ``alpha`` (float32 HxW). ``image_cells``: the grid's view
+    of the image when the caller has it already."""
+    if len(ys) == 0:
+        return np.zeros((0, 3), np.float32)
+    grid = Grid(*alpha.shape)
+    if image_cells is None:
+        image_cells = grid.down(image_u8).astype(np.float32) * np.float32(1.0 / 255.0)
+    alpha_cells = grid.down(alpha)
+    a = alpha_cells[..., None]
+
+    # Pass 1, F = B = I: box averages of (alpha, I*alpha, I*(1-alpha)).
+    weighted = image_cells * a
+    coarse = cv2.blur(np.concatenate([a, weighted, image_cells - weighted], axis=2), _box_cells(_COARSE_BOX, grid))
+    coarse_fg, coarse_bg = _fusion(image_cells, alpha_cells, coarse)
+
+    # Pass 2 on pass 1's F and B, narrow boxes.
+    fine = np.concatenate([a, coarse_fg * a, coarse_bg * (1.0 - a)], axis=2)
+    box = _box_cells(_FINE_BOX, grid)
+    if box != (1, 1):
+        fine = cv2.blur(fine, box)
+    blurred = grid.sample(fine, grid.coordinates(ys, xs))
+    colour = image_u8[ys, xs].astype(np.float32) * np.float32(1.0 / 255.0)
+    foreground, _ = _fusion(colour, alpha[ys, xs], blurred)
+    return foreground
 
 
 def estimate_foreground(image_rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
@@ -49,32 +93,12 @@ def estimate_foreground(image_rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     are solved on the soft pixels and the transparent pixels touching the subject (a resampled
     cut-out mixes those in at its edge); the other transparent pixels are black (never visible).
     """
-    image = to_float_image(image_rgb)
+    image_u8 = to_uint8_image(image_rgb)
     alpha = np.clip(alpha.astype(np.float32), 0.0, 1.0)
-    foreground = image.copy()
+    foreground = to_float_image(image_rgb)
     soft = alpha < 1.0
     visible = cv2.dilate((alpha > 0.0).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
-    needed = soft & visible
     foreground[soft & ~visible] = 0.0
-    if not needed.any():
-        return foreground
-
-    # Pass 1, F = B = I: box sums of (alpha, I*alpha, I); blur(I*(1-alpha)) = blur(I) - blur(I*alpha).
-    # The boxes are wide, so they run over the whole image, but the rest only where pass 2 reads.
-    weighted = image * alpha[..., None]
-    coarse = cv2.blur(np.concatenate([alpha[..., None], weighted, image], axis=2), (_COARSE_BOX,) * 2)
-    reach = np.ones((_FINE_BOX + 1,) * 2, np.uint8)  # covers the fine box around each needed pixel
-    near = cv2.dilate(needed.astype(np.uint8), reach) > 0
-    sums = coarse[near]
-    sums[:, 4:7] -= sums[:, 1:4]
-    near_alpha = alpha[near]
-    coarse_fg, coarse_bg = _fusion(image[near], near_alpha, sums)
-
-    # Pass 2 on pass 1's F and B: narrow boxes, fed only the pixels near the needed ones (the
-    # boxes around needed pixels see nothing else).
-    a = near_alpha[:, None]
-    fine_input = np.zeros((*alpha.shape, 7), np.float32)
-    fine_input[near] = np.concatenate([a, coarse_fg * a, coarse_bg * (1.0 - a)], axis=1)
-    fine = cv2.blur(fine_input, (_FINE_BOX,) * 2)
-    foreground[needed], _ = _fusion(image[needed], alpha[needed], fine[needed])
+    ys, xs = np.nonzero(soft & visible)
+    foreground[ys, xs] = foreground_at(image_u8, alpha, ys, xs)
     return foreground

@@ -37,9 +37,7 @@ def face_hull_mask(shape: tuple[int, int], landmarks_xy: np.ndarray, shrink: flo
     return mask > 0
 
 
-def grabcut_mask(
-    image_rgb: np.ndarray, landmarks_xy: np.ndarray | None, person_mask: np.ndarray
-) -> np.ndarray:
+def grabcut_mask(image_rgb: np.ndarray, landmarks_xy: np.ndarray | None, person_mask: np.ndarray) -> np.ndarray:
     """Float32 subject mask in [0,1] at the image's size (edges softened only by resampling)."""
     height, width = image_rgb.shape[:2]
     scale = min(1.0, GRABCUT_MAX_SIDE / max(height, width))

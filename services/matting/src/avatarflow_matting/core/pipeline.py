@@ -11,9 +11,10 @@ from avatarflow_contracts.events import FaceGeometry, MattingQuality
 from avatarflow_contracts.reasons import WarningCode
 
 from . import quality
-from .alpha import refine, to_float_image
-from .foreground import estimate_foreground
+from .alpha import Band, refine, to_float_image, to_uint8_image
+from .foreground import foreground_at
 from .framing import CANVAS_SIZE, Framing, framing_from_face, framing_from_mask, map_face
+from .grid import Grid
 from .illustration import face_hull_mask, grabcut_mask
 from .segmentation import MODEL_INPUT_SIZE, Matter
 
@@ -53,6 +54,28 @@ class Matte:
 
 
 @dataclass(frozen=True)
+class _RegionMatte:
+    """A matte kept sparse: the known masks, and the solved alpha and colours at the band only."""
+
+    known_fg: np.ndarray  # bool HxW: alpha 1, original colour
+    band: Band  # the unknown pixels and their alpha
+    # Pixels given a solved colour: the band, then the known-background pixels touching it (a
+    # resampled cut-out mixes those in at its edge).
+    colour_ys: np.ndarray
+    colour_xs: np.ndarray
+    colours: np.ndarray  # float32 (M, 3), decontaminated
+    alpha: np.ndarray  # float32 HxW
+    method: Method
+    segmentation_confidence: float
+    colour_separability: float
+    residual_background: float
+
+    @property
+    def confidence(self) -> float:
+        return min(self.segmentation_confidence, self.colour_separability)
+
+
+@dataclass(frozen=True)
 class CutOut:
     rgba: np.ndarray  # CANVAS_SIZE x CANVAS_SIZE x 4 uint8, straight alpha, decontaminated
     preview_on_white: np.ndarray  # CANVAS_SIZE x CANVAS_SIZE x 3 uint8
@@ -64,11 +87,15 @@ class CutOut:
     warnings: list[WarningCode]
 
 
-def trimap_from_mask(mask: np.ndarray, model_px: float) -> tuple[np.ndarray, np.ndarray]:
-    """Known-foreground and known-background masks around the coarse mask's outline."""
+def trimap_from_mask(mask: np.ndarray, model_px: float, min_px: float = _BAND_MIN_PX) -> tuple[np.ndarray, np.ndarray]:
+    """Known-foreground and known-background masks around the coarse mask's outline.
+
+    ``model_px``: one segmentation-model pixel in pixels of ``mask``; ``min_px``: the narrowest
+    band side, also in pixels of ``mask`` (a grid mask passes it in cells).
+    """
     solid = (mask > 0.5).astype(np.uint8)
-    inside = max(_BAND_MIN_PX, round(_BAND_INSIDE_MODEL_PX * model_px))
-    outside = max(_BAND_MIN_PX, round(_BAND_OUTSIDE_MODEL_PX * model_px))
+    inside = max(1, round(max(min_px, _BAND_INSIDE_MODEL_PX * model_px)))
+    outside = max(1, round(max(min_px, _BAND_OUTSIDE_MODEL_PX * model_px)))
     known_fg = cv2.erode(solid, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * inside + 1,) * 2)) > 0
     grown = cv2.dilate(solid, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * outside + 1,) * 2))
     return known_fg, grown == 0
@@ -79,41 +106,62 @@ def _matte_region(
     person: np.ndarray,
     landmarks_xy: np.ndarray | None,
     illustration_hint: bool,
-) -> Matte:
-    """Matte one image region given its coarse person mask and (optional) face landmarks."""
+) -> _RegionMatte:
+    """Matte one image region given its coarse person mask and (optional) face landmarks.
+
+    The trimap and the segmentation's confidence are worked out on the coarse grid: the person
+    mask comes from a 256 px model, so the grid (a 4 px cell) loses nothing of it.
+    """
     height, width = person.shape
-    model_px = max(height, width) / MODEL_INPUT_SIZE
-    hull = face_hull_mask(person.shape, landmarks_xy) if landmarks_xy is not None else None
-    face_support = quality.face_support(person, hull)
+    grid = Grid(height, width)
+    grid_w, grid_h = grid.size
+    to_cells = np.array([grid_w / width, grid_h / height])
+    model_cells = max(grid_h, grid_w) / MODEL_INPUT_SIZE  # one model pixel, in cells
+    person_cells = grid.down(person)
+    hull = face_hull_mask(person_cells.shape, landmarks_xy * to_cells) if landmarks_xy is not None else None
+    face_support = quality.face_support(person_cells, hull)
     person_confidence = min(
-        quality.face_support_confidence(face_support), quality.segmentation_decisiveness(person, model_px)
+        quality.face_support_confidence(face_support), quality.segmentation_decisiveness(person_cells, model_cells)
     )
 
     method: Method = "person_model"
-    mask = person
+    mask_cells = person_cells
     segmentation_confidence = person_confidence
     weak = person_confidence < _WEAK_PERSON_MODEL
     if weak and (illustration_hint or face_support < _FACE_MISSED):
         method = "illustration_grabcut"
-        mask = grabcut_mask(image_u8, landmarks_xy, person)
-        model_px = max(height, width) / min(max(height, width), 512)
+        mask_cells = grid.down(grabcut_mask(image_u8, landmarks_xy, person))
+        # GrabCut works at <= 512 px: one of its pixels, in cells.
+        model_cells = max(grid_h, grid_w) / min(max(height, width), 512)
         # GrabCut has no probability to judge itself by: trust it as far as it keeps the face.
         segmentation_confidence = (
-            quality.face_support_confidence(quality.face_support(mask, hull)) if hull is not None else 0.5
+            quality.face_support_confidence(quality.face_support(mask_cells, hull)) if hull is not None else 0.5
         )
 
-    image = to_float_image(image_u8)
-    known_fg, known_bg = trimap_from_mask(mask, model_px)
-    solved = refine(image, known_fg, known_bg)
-    foreground = estimate_foreground(image, solved.alpha)
-    return Matte(
+    fg_cells, bg_cells = trimap_from_mask(mask_cells, model_cells, _BAND_MIN_PX / grid.scale)
+    known_fg = grid.up_nearest(fg_cells.view(np.uint8)) > 0
+    known_bg = grid.up_nearest(bg_cells.view(np.uint8)) > 0
+    solved = refine(image_u8, known_fg, known_bg)
+    band = solved.band
+    # The background pixels next to the band get a colour too: bilinear resampling of the cut-out
+    # reaches one pixel past the last visible one.
+    unknown = ~(known_fg | known_bg)
+    ring_ys, ring_xs = np.nonzero((cv2.dilate(unknown.view(np.uint8), np.ones((3, 3), np.uint8)) > 0) & known_bg)
+    colour_ys = np.concatenate([band.ys, ring_ys])
+    colour_xs = np.concatenate([band.xs, ring_xs])
+    colours = foreground_at(image_u8, solved.alpha, colour_ys, colour_xs, solved.image_cells)
+    return _RegionMatte(
+        known_fg=known_fg,
+        band=band,
+        colour_ys=colour_ys,
+        colour_xs=colour_xs,
+        colours=colours,
         alpha=solved.alpha,
-        foreground=foreground,
         method=method,
         segmentation_confidence=segmentation_confidence,
-        colour_separability=quality.colour_separability(solved.unknown, solved.fg_colour, solved.bg_colour),
+        colour_separability=quality.colour_separability(band.fg_colour, band.bg_colour),
         residual_background=quality.residual_background(
-            solved.alpha, foreground, solved.unknown, solved.fg_colour, solved.bg_colour
+            band.alpha, colours[: len(band)], band.fg_colour, band.bg_colour
         ),
     )
 
@@ -126,10 +174,7 @@ def _landmarks_xy(face: FaceGeometry, width: int, height: int) -> np.ndarray:
 def _as_rgb_u8(image_rgb: np.ndarray) -> np.ndarray:
     if image_rgb.ndim != 3 or image_rgb.shape[2] < 3:
         raise ValueError("expected an HxWx3 RGB image")
-    image = image_rgb[..., :3]
-    if image.dtype != np.uint8:
-        image = np.clip(np.round(image.astype(np.float32) * 255.0), 0, 255).astype(np.uint8)
-    return np.ascontiguousarray(image)
+    return to_uint8_image(image_rgb)
 
 
 def matte(
@@ -150,29 +195,81 @@ def matte(
         if own:
             matter.close()
     landmarks = _landmarks_xy(face, width, height) if face is not None else None
-    return _matte_region(image, person, landmarks, illustration_hint)
+    region = _matte_region(image, person, landmarks, illustration_hint)
+    foreground = to_float_image(image) * region.known_fg[..., None]
+    foreground[region.colour_ys, region.colour_xs] = region.colours
+    return Matte(
+        alpha=region.alpha,
+        foreground=foreground,
+        method=region.method,
+        segmentation_confidence=region.segmentation_confidence,
+        colour_separability=region.colour_separability,
+        residual_background=region.residual_background,
+    )
 
 
-def _composite(rgba: np.ndarray, colours: list[tuple[int, int, int]]) -> list[np.ndarray]:
-    """``rgba`` over each solid colour, rounded to 8 bits in exact integer arithmetic.
+def _straight_rgba(image_u8: np.ndarray, region: _RegionMatte) -> tuple[np.ndarray, np.ndarray]:
+    """8-bit colour and alpha of the region: original colour where known, solved colours in the
+    band and its ring, black where transparent and out of reach of any resampling."""
+    fg_u8 = region.known_fg.view(np.uint8)
+    alpha = fg_u8 * np.uint8(255)
+    band = region.band
+    alpha[band.ys, band.xs] = np.round(band.alpha * 255.0).astype(np.uint8)
+    rgb = cv2.bitwise_and(image_u8, image_u8, mask=fg_u8)
+    reached = cv2.dilate(alpha, np.ones((3, 3), np.uint8))[region.colour_ys, region.colour_xs] > 0
+    colours = np.round(region.colours * 255.0).astype(np.uint8)
+    colours[~reached] = 0
+    rgb[region.colour_ys, region.colour_xs] = colours
+    return rgb, alpha
+
+
+def _composite(rgb: np.ndarray, alpha: np.ndarray, colours: list[tuple[int, int, int]]) -> list[np.ndarray]:
+    """Straight-alpha ``rgb`` over each solid colour, rounded to 8 bits in exact integer arithmetic.
 
     Opaque pixels are copied and transparent ones filled; only the (few) soft edge pixels are
-    blended, so the cost is two copies per preview rather than per-pixel arithmetic.
+    blended, so the cost is a fill and a masked copy per preview rather than per-pixel arithmetic.
     """
-    alpha = rgba[..., 3]
-    opaque = (alpha == 255).view(np.uint8)
-    soft = np.nonzero((alpha > 0) & (alpha < 255))
+    opaque = cv2.compare(alpha, 255, cv2.CMP_EQ)
+    soft = np.nonzero(cv2.inRange(alpha, 1, 254))
     soft_alpha = alpha[soft].astype(np.uint16)[:, None]
-    soft_fg = rgba[..., :3][soft] * soft_alpha
+    soft_fg = rgb[soft] * soft_alpha
     previews = []
     for colour in colours:
-        out = np.empty((*alpha.shape, 3), np.uint8)
-        out[:] = colour
-        cv2.copyTo(rgba[..., :3], opaque, out)
+        # Filled plane by plane (numpy's broadcast of a 3-tuple is far slower than three memsets).
+        out = cv2.merge([np.full(alpha.shape, channel, np.uint8) for channel in colour])
+        cv2.copyTo(rgb, opaque, out)
         mixed = soft_fg + np.array(colour, np.uint16) * (255 - soft_alpha) + 128  # <= 255 * 255 + 128
         out[soft] = (mixed + (mixed >> 8)) >> 8  # round(mixed / 255), exact in this range
         previews.append(out)
     return previews
+
+
+def _place_on_canvas(
+    rgb: np.ndarray, alpha: np.ndarray, scale: float, shift_x: float, shift_y: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The region's colour and alpha mapped onto the canvas (region pixel p -> scale*p + shift).
+
+    A pure integer shift is a copy (no resampling to soften the matte, and no per-pixel
+    interpolation cost); otherwise a bilinear warp. Colours are extended past the region's border
+    (replicate) so a subject cut by the image edge keeps its colour where the resampled alpha
+    fades; past the image the alpha is 0.
+    """
+    canvas = (CANVAS_SIZE, CANVAS_SIZE)
+    if scale == 1.0 and shift_x.is_integer() and shift_y.is_integer():
+        canvas_rgb = np.zeros((*canvas, 3), np.uint8)
+        canvas_alpha = np.zeros(canvas, np.uint8)
+        dx, dy = int(shift_x), int(shift_y)
+        height, width = alpha.shape
+        x0, y0 = max(0, dx), max(0, dy)
+        x1, y1 = min(CANVAS_SIZE, width + dx), min(CANVAS_SIZE, height + dy)
+        if x1 > x0 and y1 > y0:
+            canvas_rgb[y0:y1, x0:x1] = rgb[y0 - dy : y1 - dy, x0 - dx : x1 - dx]
+            canvas_alpha[y0:y1, x0:x1] = alpha[y0 - dy : y1 - dy, x0 - dx : x1 - dx]
+        return canvas_rgb, canvas_alpha
+    matrix = np.float32([[scale, 0.0, shift_x], [0.0, scale, shift_y]])
+    canvas_alpha = cv2.warpAffine(alpha, matrix, canvas, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    canvas_rgb = cv2.warpAffine(rgb, matrix, canvas, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return canvas_rgb, canvas_alpha
 
 
 def _working_region(framing: Framing, width: int, height: int) -> tuple[int, int, int, int]:
@@ -213,8 +310,12 @@ def cut_out(
     work_image, work_person = image, person
     if work_scale < 1.0:
         size = (max(1, round(width * work_scale)), max(1, round(height * work_scale)))
-        work_image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-        work_person = cv2.resize(person, size, interpolation=cv2.INTER_AREA)
+        # Area averaging where the reduction is 2x or more (bilinear would alias); above that,
+        # bilinear already reads every source pixel and is several times cheaper than OpenCV's
+        # fractional area filter. The person mask is a smooth upsampled field: bilinear always.
+        reduction = cv2.INTER_AREA if work_scale <= 0.5 else cv2.INTER_LINEAR
+        work_image = cv2.resize(image, size, interpolation=reduction)
+        work_person = cv2.resize(person, size, interpolation=cv2.INTER_LINEAR)
     wh, ww = work_image.shape[:2]
     fx = ww / width  # the exact factor after rounding (the other axis differs by < 1 px)
     to_canvas = Framing(framing.scale / fx, framing.shift_x, framing.shift_y)
@@ -225,7 +326,9 @@ def cut_out(
     landmarks = None
     if face is not None:
         landmarks = _landmarks_xy(face, ww, wh) - [x0, y0]
-    region = _matte_region(work_image[y0:y1, x0:x1], work_person[y0:y1, x0:x1], landmarks, illustration_hint)
+    region_image = work_image[y0:y1, x0:x1]
+    region = _matte_region(region_image, work_person[y0:y1, x0:x1], landmarks, illustration_hint)
+    rgb, alpha = _straight_rgba(region_image, region)
 
     # Region pixel -> canvas pixel. When the region is already at canvas scale the warp is a pure
     # shift: round it so no resampling softens the matte.
@@ -234,20 +337,13 @@ def cut_out(
     shift_y = to_canvas.shift_y + scale * y0
     if abs(scale - 1.0) < 1e-3:
         scale, shift_x, shift_y = 1.0, float(round(shift_x)), float(round(shift_y))
-    matrix = np.float32([[scale, 0.0, shift_x], [0.0, scale, shift_y]])
-    canvas = (CANVAS_SIZE, CANVAS_SIZE)
-    alpha = cv2.warpAffine(
-        region.alpha, matrix, canvas, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0
-    )
-    colours = cv2.warpAffine(region.foreground, matrix, canvas, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    # Rounded and saturated to 8 bits in one pass each (values are in [0,1]).
-    rgba = cv2.merge([*cv2.split(cv2.convertScaleAbs(colours, alpha=255.0)), cv2.convertScaleAbs(alpha, alpha=255.0)])
+    canvas_rgb, canvas_alpha = _place_on_canvas(rgb, alpha, scale, shift_x, shift_y)
+    rgba = cv2.merge([*cv2.split(canvas_rgb), canvas_alpha])
 
-    alpha_u8 = rgba[..., 3].astype(np.float32) / 255.0
     confidence = float(np.clip(region.confidence, 0.0, 1.0))
     matting_quality = MattingQuality(
-        alpha_coverage=float((alpha_u8 > 0.5).mean()),
-        edge_band_px=quality.mean_edge_band_px(alpha_u8),
+        alpha_coverage=cv2.countNonZero(cv2.inRange(canvas_alpha, 128, 255)) / canvas_alpha.size,
+        edge_band_px=quality.mean_edge_band_px(canvas_alpha),
         residual_background=region.residual_background,
         confidence=confidence,
     )
@@ -255,7 +351,7 @@ def cut_out(
     canvas_face = None
     if face is not None:
         canvas_face = map_face(face, Framing(framing.scale, framing.shift_x, framing.shift_y), width, height)
-    on_white, on_dark = _composite(rgba, [PREVIEW_WHITE, PREVIEW_DARK])
+    on_white, on_dark = _composite(canvas_rgb, canvas_alpha, [PREVIEW_WHITE, PREVIEW_DARK])
     return CutOut(
         rgba=rgba,
         preview_on_white=on_white,

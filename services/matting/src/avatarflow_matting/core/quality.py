@@ -37,13 +37,12 @@ def boundary_pixels(solid: np.ndarray) -> np.ndarray:
     return boundary
 
 
-def mean_edge_band_px(alpha: np.ndarray) -> float:
-    """Soft pixels (0 < alpha < 1) per pixel of the alpha = 0.5 outline: mean band width."""
-    outline = int(boundary_pixels(alpha > 0.5).sum())
+def mean_edge_band_px(alpha_u8: np.ndarray) -> float:
+    """Soft pixels (0 < alpha < 255) per pixel of the alpha = 0.5 outline: mean band width."""
+    outline = cv2.countNonZero(boundary_pixels(alpha_u8 >= 128).view(np.uint8))
     if outline == 0:
         return 0.0
-    soft = int(((alpha > 0.0) & (alpha < 1.0)).sum())
-    return soft / outline
+    return cv2.countNonZero(cv2.inRange(alpha_u8, 1, 254)) / outline
 
 
 def segmentation_decisiveness(mask: np.ndarray, model_px: float) -> float:
@@ -68,31 +67,31 @@ def face_support_confidence(support: float) -> float:
     return float(np.clip((support - FACE_SUPPORT_NONE) / span, 0.0, 1.0))
 
 
-def colour_separability(unknown: np.ndarray, fg_colour: np.ndarray, bg_colour: np.ndarray) -> float:
-    """Share of the edge band where subject and background colours differ enough to be separated."""
-    if not unknown.any():
+def colour_separability(fg_colour: np.ndarray, bg_colour: np.ndarray) -> float:
+    """Share of the edge band (its pixels' local subject and background colours, (N, 3) each)
+    where the two differ enough to be separated."""
+    if len(fg_colour) == 0:
         return 1.0
-    distance = np.linalg.norm(fg_colour[unknown] - bg_colour[unknown], axis=1)
+    distance = np.linalg.norm(fg_colour - bg_colour, axis=1)
     return float((distance >= SEPARABLE_DISTANCE).mean())
 
 
 def residual_background(
     alpha: np.ndarray,
     foreground: np.ndarray,
-    unknown: np.ndarray,
     fg_colour: np.ndarray,
     bg_colour: np.ndarray,
 ) -> float:
     """Estimated share of background colour left in the cut-out's soft edge pixels.
 
-    Each soft pixel's output colour is placed on the segment from the local subject colour (0) to
-    the local background colour (1); the alpha-weighted mean of that position is the residual
-    (alpha-weighted because a pixel's colour shows in proportion to its opacity). Pixels whose
-    subject and background colours are not separable carry no information and are skipped.
+    All arguments are per edge-band pixel: alpha (N,), output colour, local subject colour and
+    local background colour (N, 3). Each soft pixel's output colour is placed on the segment from
+    the local subject colour (0) to the local background colour (1); the alpha-weighted mean of
+    that position is the residual (alpha-weighted because a pixel's colour shows in proportion to
+    its opacity). Pixels whose subject and background colours are not separable carry no
+    information and are skipped.
     """
-    soft = unknown & (alpha > 0.0) & (alpha < 1.0)
-    if not soft.any():
-        return 0.0
+    soft = (alpha > 0.0) & (alpha < 1.0)
     span = bg_colour[soft] - fg_colour[soft]
     length2 = (span * span).sum(1)
     usable = length2 >= SEPARABLE_DISTANCE**2
