@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from . import kernels
 from .grid import Grid
 
 TRIMAP_BACKGROUND_MAX = 50  # trimap values <= this are known background
@@ -39,8 +40,6 @@ _LOCAL_COLOUR_RADII = (4, 8, 16, 32, 64, 128)
 # strands that are only a few grey levels away from the background.
 _GUIDED_RADIUS = 4
 _GUIDED_EPS = 1e-4
-# Alpha this close to 0 or 1 is treated as exactly 0 or 1 (below 8-bit visibility after rounding).
-_SNAP = 1.0 / 255.0
 # A grid cell counts as known only when all of its pixels are (a partly known cell's average mixes
 # in band colours); 8-bit area averages of a 0/255 mask are 255 exactly then.
 _FULL_CELL = 255
@@ -172,6 +171,10 @@ class Band:
 class Refinement:
     alpha: np.ndarray  # float32 HxW in [0,1]: known pixels 0/1, the band solved
     band: Band
+    # Known-background pixels touching the band: transparent, but a resampled cut-out mixes them
+    # in at its edge, so they need a colour too.
+    ring_ys: np.ndarray
+    ring_xs: np.ndarray
     grid: Grid
     image_cells: np.ndarray  # float32 (grid) x 3: the grid's view of the image, for later steps
 
@@ -180,14 +183,17 @@ def refine(image_u8: np.ndarray, known_fg: np.ndarray, known_bg: np.ndarray) -> 
     """Solve alpha on the unknown band of ``image_u8`` (uint8 RGB) given known fg/bg masks."""
     height, width = known_fg.shape
     grid = Grid(height, width)
+    known_fg = np.ascontiguousarray(known_fg, dtype=np.bool_)
+    known_bg = np.ascontiguousarray(known_bg, dtype=np.bool_)
     alpha = known_fg.astype(np.float32)
     image_cells = grid.down(image_u8).astype(np.float32) * np.float32(1.0 / 255.0)
-    ys, xs = np.nonzero(~(known_fg | known_bg))
-    colour = image_u8[ys, xs].astype(np.float32) * np.float32(1.0 / 255.0)
-    if len(ys) == 0:
+    ys, xs, count = kernels.classify_band(known_fg, known_bg)
+    ys, xs, ring_ys, ring_xs = ys[:count], xs[:count], ys[count:], xs[count:]
+    colour = kernels.gather_colours(image_u8, ys, xs)
+    if count == 0:
         empty = np.zeros((0, 3), np.float32)
         band = Band(ys, xs, colour, empty, empty, np.zeros(0, np.float32))
-        return Refinement(alpha, band, grid, image_cells)
+        return Refinement(alpha, band, ring_ys, ring_xs, grid, image_cells)
 
     coordinates = grid.coordinates(ys, xs)
     # The cells the band's bilinear reads touch: those holding band pixels and their neighbours.
@@ -198,19 +204,16 @@ def refine(image_u8: np.ndarray, known_fg: np.ndarray, known_bg: np.ndarray) -> 
     bg_colour = grid.sample(bg_field, coordinates)
 
     # First guess: the compositing equation solved for alpha against the local colours.
-    span = fg_colour - bg_colour
-    guess = ((colour - bg_colour) * span).sum(1) / ((span * span).sum(1) + 1e-4)
-    alpha[ys, xs] = np.clip(guess, 0.0, 1.0)
+    alpha[ys, xs] = kernels.project_alpha(colour, fg_colour, bg_colour)
 
     # Guided filter of the guess (known pixels included: they anchor the windows at the band's
     # sides), coefficients on the grid, applied to each band pixel's own colour.
     radius = max(1, round(_GUIDED_RADIUS / grid.scale))
     coefs = grid.sample(guided_coefficients(image_cells, grid.down(alpha), radius, cells), coordinates)
-    refined = np.clip((coefs[:, :3] * colour).sum(1) + coefs[:, 3], 0.0, 1.0)
-    refined[refined < _SNAP] = 0.0
-    refined[refined > 1.0 - _SNAP] = 1.0
+    refined = kernels.apply_linear(colour, coefs)
     alpha[ys, xs] = refined
-    return Refinement(alpha, Band(ys, xs, colour, fg_colour, bg_colour, refined), grid, image_cells)
+    band = Band(ys, xs, colour, fg_colour, bg_colour, refined)
+    return Refinement(alpha, band, ring_ys, ring_xs, grid, image_cells)
 
 
 def refine_alpha(image_rgb: np.ndarray, known_fg: np.ndarray, known_bg: np.ndarray) -> np.ndarray:

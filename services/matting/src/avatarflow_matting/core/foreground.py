@@ -25,25 +25,13 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from . import kernels
 from .alpha import to_float_image, to_uint8_image
 from .grid import Grid
 
 # Box sizes (px) of the two passes, as in the paper (tuned there on the alphamatting.com set).
 _COARSE_BOX = 90
 _FINE_BOX = 6
-# Keeps the normalisations finite where a box holds no subject (or no background) at all.
-_TINY = 1e-5
-
-
-def _fusion(image: np.ndarray, alpha: np.ndarray, blurred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """One blur-fusion step, given the box averages of (alpha, F*alpha, B*(1-alpha)) at the same
-    pixels (any leading shape): the foreground estimate and the smoothed background it used."""
-    a = alpha[..., None]
-    blurred_alpha = blurred[..., :1]
-    blurred_fg = blurred[..., 1:4] / (blurred_alpha + _TINY)
-    blurred_bg = blurred[..., 4:7] / ((1.0 - blurred_alpha) + _TINY)
-    foreground = blurred_fg + a * (image - a * blurred_fg - (1.0 - a) * blurred_bg)
-    return np.clip(foreground, 0.0, 1.0), blurred_bg
 
 
 def _box_cells(pixels: int, grid: Grid) -> tuple[int, int]:
@@ -73,17 +61,14 @@ def foreground_at(
     # Pass 1, F = B = I: box averages of (alpha, I*alpha, I*(1-alpha)).
     weighted = image_cells * a
     coarse = cv2.blur(np.concatenate([a, weighted, image_cells - weighted], axis=2), _box_cells(_COARSE_BOX, grid))
-    coarse_fg, coarse_bg = _fusion(image_cells, alpha_cells, coarse)
 
     # Pass 2 on pass 1's F and B, narrow boxes.
-    fine = np.concatenate([a, coarse_fg * a, coarse_bg * (1.0 - a)], axis=2)
+    fine = kernels.fusion_to_fine_pass(image_cells, alpha_cells, coarse)
     box = _box_cells(_FINE_BOX, grid)
     if box != (1, 1):
         fine = cv2.blur(fine, box)
     blurred = grid.sample(fine, grid.coordinates(ys, xs))
-    colour = image_u8[ys, xs].astype(np.float32) * np.float32(1.0 / 255.0)
-    foreground, _ = _fusion(colour, alpha[ys, xs], blurred)
-    return foreground
+    return kernels.fuse_foreground(kernels.gather_colours(image_u8, ys, xs), alpha[ys, xs], blurred)
 
 
 def estimate_foreground(image_rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:

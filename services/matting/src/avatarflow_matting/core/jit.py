@@ -1,9 +1,11 @@
 """Numba JIT cache set-up and worker warm-up.
 
-pymatting compiles all of its numba kernels when it is imported: about 30-40 s with an empty cache,
-about 1 s when the compiled code is already on disk. ``configure_numba_cache`` must therefore run
-before the first import of pymatting or numba, and a worker calls ``warm_up`` once at start so that
-no message pays the import cost.
+The core's per-pixel kernels (kernels.py) are compiled by numba on first use: a few seconds with an
+empty cache, well under a second when the compiled code is already on disk. pymatting (used only by
+the evaluation, for reference foregrounds) compiles all of its kernels when imported: 30-40 s
+cold. ``configure_numba_cache`` must therefore run before numba is first imported (kernels.py
+calls it at import), and a worker calls ``warm_up`` once at start so that no message pays the
+compile or load cost. Container images run ``warm_up`` at build time, so the cache ships with them.
 """
 
 from __future__ import annotations
@@ -12,8 +14,6 @@ import os
 import tempfile
 import time
 from pathlib import Path
-
-import numpy as np
 
 _CACHE_ENV_VARS = ("AVATARFLOW_NUMBA_CACHE_DIR", "NUMBA_CACHE_DIR")
 
@@ -50,10 +50,10 @@ def import_pymatting():  # type: ignore[no-untyped-def]
 
 
 def warm_up() -> float:
-    """Load (or compile and cache) the JIT code the core uses and run it once; returns seconds."""
+    """Load (or compile and cache) the core's JIT kernels and run each once; returns seconds."""
     started = time.perf_counter()
-    pymatting = import_pymatting()
-    image = np.full((16, 16, 3), 0.5)
-    alpha = np.tile(np.linspace(0.0, 1.0, 16), (16, 1))
-    pymatting.estimate_foreground_ml(image, alpha)
+    configure_numba_cache()
+    from . import kernels
+
+    kernels.warm_up()
     return time.perf_counter() - started

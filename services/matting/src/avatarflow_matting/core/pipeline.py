@@ -10,7 +10,7 @@ import numpy as np
 from avatarflow_contracts.events import FaceGeometry, MattingQuality
 from avatarflow_contracts.reasons import WarningCode
 
-from . import quality
+from . import kernels, quality
 from .alpha import Band, refine, to_float_image, to_uint8_image
 from .foreground import foreground_at
 from .framing import CANVAS_SIZE, Framing, framing_from_face, framing_from_mask, map_face
@@ -143,12 +143,8 @@ def _matte_region(
     known_bg = grid.up_nearest(bg_cells.view(np.uint8)) > 0
     solved = refine(image_u8, known_fg, known_bg)
     band = solved.band
-    # The background pixels next to the band get a colour too: bilinear resampling of the cut-out
-    # reaches one pixel past the last visible one.
-    unknown = ~(known_fg | known_bg)
-    ring_ys, ring_xs = np.nonzero((cv2.dilate(unknown.view(np.uint8), np.ones((3, 3), np.uint8)) > 0) & known_bg)
-    colour_ys = np.concatenate([band.ys, ring_ys])
-    colour_xs = np.concatenate([band.xs, ring_xs])
+    colour_ys = np.concatenate([band.ys, solved.ring_ys])
+    colour_xs = np.concatenate([band.xs, solved.ring_xs])
     colours = foreground_at(image_u8, solved.alpha, colour_ys, colour_xs, solved.image_cells)
     return _RegionMatte(
         known_fg=known_fg,
@@ -208,29 +204,25 @@ def matte(
     )
 
 
-def _straight_rgba(image_u8: np.ndarray, region: _RegionMatte) -> tuple[np.ndarray, np.ndarray]:
-    """8-bit colour and alpha of the region: original colour where known, solved colours in the
-    band and its ring, black where transparent and out of reach of any resampling."""
-    fg_u8 = region.known_fg.view(np.uint8)
-    alpha = fg_u8 * np.uint8(255)
-    band = region.band
-    alpha[band.ys, band.xs] = np.round(band.alpha * 255.0).astype(np.uint8)
-    rgb = cv2.bitwise_and(image_u8, image_u8, mask=fg_u8)
-    reached = cv2.dilate(alpha, np.ones((3, 3), np.uint8))[region.colour_ys, region.colour_xs] > 0
-    colours = np.round(region.colours * 255.0).astype(np.uint8)
-    colours[~reached] = 0
-    rgb[region.colour_ys, region.colour_xs] = colours
-    return rgb, alpha
+def _straight_rgba(image_u8: np.ndarray, region: _RegionMatte) -> np.ndarray:
+    """8-bit straight RGBA of the region: original colour where known subject, solved alpha and
+    colours on the band and its ring, black where transparent and out of reach of resampling."""
+    rgba = cv2.cvtColor(image_u8, cv2.COLOR_RGB2RGBA)  # alpha 255
+    rgba = cv2.bitwise_and(rgba, rgba, mask=region.known_fg.view(np.uint8))
+    kernels.paint_edge(rgba, region.colour_ys, region.colour_xs, region.band.alpha, region.colours)
+    return rgba
 
 
-def _composite(rgb: np.ndarray, alpha: np.ndarray, colours: list[tuple[int, int, int]]) -> list[np.ndarray]:
+def _composite(
+    rgb: np.ndarray, alpha: np.ndarray, colours: list[tuple[int, int, int]], soft: tuple[np.ndarray, np.ndarray]
+) -> list[np.ndarray]:
     """Straight-alpha ``rgb`` over each solid colour, rounded to 8 bits in exact integer arithmetic.
 
-    Opaque pixels are copied and transparent ones filled; only the (few) soft edge pixels are
-    blended, so the cost is a fill and a masked copy per preview rather than per-pixel arithmetic.
+    ``soft``: the (rows, columns) of the pixels with 0 < alpha < 255. Opaque pixels are copied and
+    transparent ones filled; only the soft edge pixels are blended, so the cost is a fill and a
+    masked copy per preview rather than per-pixel arithmetic.
     """
     opaque = cv2.compare(alpha, 255, cv2.CMP_EQ)
-    soft = np.nonzero(cv2.inRange(alpha, 1, 254))
     soft_alpha = alpha[soft].astype(np.uint16)[:, None]
     soft_fg = rgb[soft] * soft_alpha
     previews = []
@@ -245,31 +237,36 @@ def _composite(rgb: np.ndarray, alpha: np.ndarray, colours: list[tuple[int, int,
 
 
 def _place_on_canvas(
-    rgb: np.ndarray, alpha: np.ndarray, scale: float, shift_x: float, shift_y: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """The region's colour and alpha mapped onto the canvas (region pixel p -> scale*p + shift).
+    rgba: np.ndarray, scale: float, shift_x: float, shift_y: float, band: Band
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """The region's RGBA mapped onto the canvas (region pixel p -> scale*p + shift), and the
+    canvas pixels with soft alpha (0 < alpha < 255).
 
-    A pure integer shift is a copy (no resampling to soften the matte, and no per-pixel
-    interpolation cost); otherwise a bilinear warp. Colours are extended past the region's border
-    (replicate) so a subject cut by the image edge keeps its colour where the resampled alpha
-    fades; past the image the alpha is 0.
+    A pure integer shift is a copy (no resampling to soften the matte, no interpolation cost) and
+    the soft pixels are the band's, shifted. Otherwise a bilinear warp; the region is first given
+    a one-pixel frame of its own edge colours at zero alpha, so a subject cut by the image edge
+    keeps its colour where the resampled alpha fades (past the image the canvas is transparent).
     """
-    canvas = (CANVAS_SIZE, CANVAS_SIZE)
+    canvas = np.zeros((CANVAS_SIZE, CANVAS_SIZE, 4), np.uint8)
+    height, width = rgba.shape[:2]
     if scale == 1.0 and shift_x.is_integer() and shift_y.is_integer():
-        canvas_rgb = np.zeros((*canvas, 3), np.uint8)
-        canvas_alpha = np.zeros(canvas, np.uint8)
         dx, dy = int(shift_x), int(shift_y)
-        height, width = alpha.shape
         x0, y0 = max(0, dx), max(0, dy)
         x1, y1 = min(CANVAS_SIZE, width + dx), min(CANVAS_SIZE, height + dy)
         if x1 > x0 and y1 > y0:
-            canvas_rgb[y0:y1, x0:x1] = rgb[y0 - dy : y1 - dy, x0 - dx : x1 - dx]
-            canvas_alpha[y0:y1, x0:x1] = alpha[y0 - dy : y1 - dy, x0 - dx : x1 - dx]
-        return canvas_rgb, canvas_alpha
-    matrix = np.float32([[scale, 0.0, shift_x], [0.0, scale, shift_y]])
-    canvas_alpha = cv2.warpAffine(alpha, matrix, canvas, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-    canvas_rgb = cv2.warpAffine(rgb, matrix, canvas, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    return canvas_rgb, canvas_alpha
+            canvas[y0:y1, x0:x1] = rgba[y0 - dy : y1 - dy, x0 - dx : x1 - dx]
+        band_alpha = np.round(band.alpha * 255.0)
+        ys, xs = band.ys + dy, band.xs + dx
+        soft = (band_alpha > 0) & (band_alpha < 255) & (ys >= y0) & (ys < y1) & (xs >= x0) & (xs < x1)
+        return canvas, (ys[soft], xs[soft])
+    framed = cv2.copyMakeBorder(rgba, 1, 1, 1, 1, cv2.BORDER_REPLICATE)
+    framed[[0, -1], :, 3] = 0
+    framed[:, [0, -1], 3] = 0
+    matrix = np.float32([[scale, 0.0, shift_x - scale], [0.0, scale, shift_y - scale]])
+    cv2.warpAffine(
+        framed, matrix, canvas.shape[1::-1], dst=canvas, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
+    )
+    return canvas, np.nonzero(cv2.inRange(canvas[..., 3], 1, 254))
 
 
 def _working_region(framing: Framing, width: int, height: int) -> tuple[int, int, int, int]:
@@ -328,7 +325,7 @@ def cut_out(
         landmarks = _landmarks_xy(face, ww, wh) - [x0, y0]
     region_image = work_image[y0:y1, x0:x1]
     region = _matte_region(region_image, work_person[y0:y1, x0:x1], landmarks, illustration_hint)
-    rgb, alpha = _straight_rgba(region_image, region)
+    rgba_region = _straight_rgba(region_image, region)
 
     # Region pixel -> canvas pixel. When the region is already at canvas scale the warp is a pure
     # shift: round it so no resampling softens the matte.
@@ -337,8 +334,8 @@ def cut_out(
     shift_y = to_canvas.shift_y + scale * y0
     if abs(scale - 1.0) < 1e-3:
         scale, shift_x, shift_y = 1.0, float(round(shift_x)), float(round(shift_y))
-    canvas_rgb, canvas_alpha = _place_on_canvas(rgb, alpha, scale, shift_x, shift_y)
-    rgba = cv2.merge([*cv2.split(canvas_rgb), canvas_alpha])
+    rgba, soft = _place_on_canvas(rgba_region, scale, shift_x, shift_y, region.band)
+    canvas_alpha = cv2.extractChannel(rgba, 3)
 
     confidence = float(np.clip(region.confidence, 0.0, 1.0))
     matting_quality = MattingQuality(
@@ -351,7 +348,9 @@ def cut_out(
     canvas_face = None
     if face is not None:
         canvas_face = map_face(face, Framing(framing.scale, framing.shift_x, framing.shift_y), width, height)
-    on_white, on_dark = _composite(canvas_rgb, canvas_alpha, [PREVIEW_WHITE, PREVIEW_DARK])
+    on_white, on_dark = _composite(
+        cv2.cvtColor(rgba, cv2.COLOR_RGBA2RGB), canvas_alpha, [PREVIEW_WHITE, PREVIEW_DARK], soft
+    )
     return CutOut(
         rgba=rgba,
         preview_on_white=on_white,

@@ -18,6 +18,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from . import kernels
+
 SEPARABLE_DISTANCE = 0.16
 SHARP_TRANSITION_MODEL_PX = 2.0
 MAX_TRANSITION_MODEL_PX = 8.0
@@ -91,13 +93,4 @@ def residual_background(
     its opacity). Pixels whose subject and background colours are not separable carry no
     information and are skipped.
     """
-    soft = (alpha > 0.0) & (alpha < 1.0)
-    span = bg_colour[soft] - fg_colour[soft]
-    length2 = (span * span).sum(1)
-    usable = length2 >= SEPARABLE_DISTANCE**2
-    if not usable.any():
-        return 0.0
-    offset = foreground[soft][usable] - fg_colour[soft][usable]
-    position = np.clip((offset * span[usable]).sum(1) / length2[usable], 0.0, 1.0)
-    weights = alpha[soft][usable]
-    return float((position * weights).sum() / weights.sum())
+    return float(kernels.residual_background(alpha, foreground, fg_colour, bg_colour, SEPARABLE_DISTANCE))
