@@ -79,24 +79,10 @@ def local_colours(
     radius whose window holds at least one known cell; cells with none within the largest radius
     take the average of all known cells (or mid-grey when there is none at all).
     """
-    stacked = np.concatenate([image_cells * known[..., None], known[..., None]], axis=2)
     rows, cols = cells
-    colours = np.zeros((len(rows), 3), np.float32)
-    todo = np.arange(len(rows))
-    for radius in _LOCAL_COLOUR_RADII:
-        size = (2 * max(1, round(radius / grid.scale)) + 1,) * 2
-        # The box sums run over the whole (small) grid; only the requested cells are read.
-        sums = cv2.boxFilter(stacked, -1, size, normalize=False, borderType=cv2.BORDER_CONSTANT)[rows[todo], cols[todo]]
-        found = sums[:, 3] >= 0.5
-        colours[todo[found]] = sums[found, :3] / sums[found, 3:]
-        todo = todo[~found]
-        if len(todo) == 0:
-            break
-    if len(todo):
-        total = known.sum()
-        colours[todo] = (stacked[..., :3].sum((0, 1)) / total) if total > 0 else 0.5
+    radii = np.array(sorted({max(1, round(radius / grid.scale)) for radius in _LOCAL_COLOUR_RADII}), np.int64)
     field = np.zeros(image_cells.shape, np.float32)
-    field[rows, cols] = colours
+    field[rows, cols] = kernels.nearest_known_colours(image_cells, known, rows, cols, radii)
     return field
 
 
@@ -179,8 +165,16 @@ class Refinement:
     image_cells: np.ndarray  # float32 (grid) x 3: the grid's view of the image, for later steps
 
 
-def refine(image_u8: np.ndarray, known_fg: np.ndarray, known_bg: np.ndarray) -> Refinement:
-    """Solve alpha on the unknown band of ``image_u8`` (uint8 RGB) given known fg/bg masks."""
+def refine(
+    image_u8: np.ndarray,
+    known_fg: np.ndarray,
+    known_bg: np.ndarray,
+    known_on_grid: tuple[np.ndarray, np.ndarray] | None = None,
+) -> Refinement:
+    """Solve alpha on the unknown band of ``image_u8`` (uint8 RGB) given known fg/bg masks.
+
+    ``known_on_grid``: the masks' fully known grid cells (bool), when the masks were made from
+    grid cells in the first place (saves working them out again)."""
     height, width = known_fg.shape
     grid = Grid(height, width)
     known_fg = np.ascontiguousarray(known_fg, dtype=np.bool_)
@@ -198,8 +192,12 @@ def refine(image_u8: np.ndarray, known_fg: np.ndarray, known_bg: np.ndarray) -> 
     coordinates = grid.coordinates(ys, xs)
     # The cells the band's bilinear reads touch: those holding band pixels and their neighbours.
     cells = np.nonzero(cv2.dilate(grid.cells_of(ys, xs), np.ones((3, 3), np.uint8)))
-    fg_field = local_colours(grid, image_cells, known_cells(grid, known_fg), cells)
-    bg_field = local_colours(grid, image_cells, known_cells(grid, known_bg), cells)
+    if known_on_grid is None:
+        fg_cells, bg_cells = known_cells(grid, known_fg), known_cells(grid, known_bg)
+    else:
+        fg_cells, bg_cells = (cells_known.astype(np.float32) for cells_known in known_on_grid)
+    fg_field = local_colours(grid, image_cells, fg_cells, cells)
+    bg_field = local_colours(grid, image_cells, bg_cells, cells)
     fg_colour = grid.sample(fg_field, coordinates)
     bg_colour = grid.sample(bg_field, coordinates)
 

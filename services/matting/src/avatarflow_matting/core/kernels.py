@@ -168,6 +168,65 @@ def paint_edge(
 
 
 @njit(cache=True, nogil=True)
+def composite_over(rgba: np.ndarray, colour: np.ndarray) -> np.ndarray:
+    """Straight-alpha ``rgba`` (uint8) over a solid ``colour`` (3 uint8), rounded exactly:
+    ``round((c*a + colour*(255-a)) / 255)`` per channel, in integer arithmetic."""
+    height, width = rgba.shape[:2]
+    out = np.empty((height, width, 3), np.uint8)
+    for y in range(height):
+        for x in range(width):
+            a = np.int32(rgba[y, x, 3])
+            for c in range(3):
+                if a == 255:
+                    out[y, x, c] = rgba[y, x, c]
+                elif a == 0:
+                    out[y, x, c] = colour[c]
+                else:
+                    mixed = np.int32(rgba[y, x, c]) * a + np.int32(colour[c]) * (255 - a) + 128
+                    out[y, x, c] = (mixed + (mixed >> 8)) >> 8  # round(mixed / 255), exact in range
+    return out
+
+
+@njit(cache=True, nogil=True)
+def nearest_known_colours(
+    image: np.ndarray, known: np.ndarray, rows: np.ndarray, cols: np.ndarray, radii: np.ndarray
+) -> np.ndarray:
+    """Per requested grid cell (rows, cols), the average colour of the known cells (``known``
+    0/1) in the smallest window (radius from ``radii``, ascending) holding at least one; cells with
+    none within the largest radius take the average of all known cells (mid-grey if none).
+
+    One summed-area table, then four look-ups per cell and radius."""
+    height, width = known.shape
+    table = np.zeros((height + 1, width + 1, 4), np.float64)
+    for y in range(height):
+        for x in range(width):
+            k = np.float64(known[y, x])
+            for c in range(4):
+                value = k if c == 3 else k * image[y, x, c]
+                table[y + 1, x + 1, c] = value + table[y, x + 1, c] + table[y + 1, x, c] - table[y, x, c]
+    out = np.empty((len(rows), 3), np.float32)
+    total = table[height, width]
+    for i in range(len(rows)):
+        found = False
+        for radius in radii:
+            top, left = max(0, rows[i] - radius), max(0, cols[i] - radius)
+            bottom, right = min(height, rows[i] + radius + 1), min(width, cols[i] + radius + 1)
+            weight = table[bottom, right, 3] - table[top, right, 3] - table[bottom, left, 3] + table[top, left, 3]
+            if weight >= 0.5:
+                for c in range(3):
+                    window = (
+                        table[bottom, right, c] - table[top, right, c] - table[bottom, left, c] + table[top, left, c]
+                    )
+                    out[i, c] = window / weight
+                found = True
+                break
+        if not found:
+            for c in range(3):
+                out[i, c] = total[c] / total[3] if total[3] > 0 else 0.5
+    return out
+
+
+@njit(cache=True, nogil=True)
 def residual_background(
     alpha: np.ndarray, foreground: np.ndarray, fg: np.ndarray, bg: np.ndarray, min_span: float
 ) -> float:
@@ -208,3 +267,6 @@ def warm_up() -> None:
     fusion_to_fine_pass(np.zeros((2, 2, 3), np.float32), np.zeros((2, 2), np.float32), np.zeros((2, 2, 7), np.float32))
     paint_edge(np.zeros((4, 4, 4), np.uint8), ys, xs, guess[:0], fused[:0])
     residual_background(guess, fused, points, points, 0.16)
+    composite_over(np.zeros((2, 2, 4), np.uint8), np.zeros(3, np.uint8))
+    cells = np.zeros(1, np.int64)
+    nearest_known_colours(np.zeros((2, 2, 3), np.float32), np.zeros((2, 2), np.float32), cells, cells, cells)

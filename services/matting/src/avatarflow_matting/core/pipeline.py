@@ -103,7 +103,7 @@ def trimap_from_mask(mask: np.ndarray, model_px: float, min_px: float = _BAND_MI
 
 def _matte_region(
     image_u8: np.ndarray,
-    person: np.ndarray,
+    person_cells: np.ndarray,
     landmarks_xy: np.ndarray | None,
     illustration_hint: bool,
 ) -> _RegionMatte:
@@ -112,12 +112,13 @@ def _matte_region(
     The trimap and the segmentation's confidence are worked out on the coarse grid: the person
     mask comes from a 256 px model, so the grid (a 4 px cell) loses nothing of it.
     """
-    height, width = person.shape
+    height, width = image_u8.shape[:2]
     grid = Grid(height, width)
     grid_w, grid_h = grid.size
+    if person_cells.shape != (grid_h, grid_w):
+        raise ValueError("the person mask must be given on the region's grid")
     to_cells = np.array([grid_w / width, grid_h / height])
     model_cells = max(grid_h, grid_w) / MODEL_INPUT_SIZE  # one model pixel, in cells
-    person_cells = grid.down(person)
     hull = face_hull_mask(person_cells.shape, landmarks_xy * to_cells) if landmarks_xy is not None else None
     face_support = quality.face_support(person_cells, hull)
     person_confidence = min(
@@ -130,7 +131,7 @@ def _matte_region(
     weak = person_confidence < _WEAK_PERSON_MODEL
     if weak and (illustration_hint or face_support < _FACE_MISSED):
         method = "illustration_grabcut"
-        mask_cells = grid.down(grabcut_mask(image_u8, landmarks_xy, person))
+        mask_cells = grid.down(grabcut_mask(image_u8, landmarks_xy, person_cells))
         # GrabCut works at <= 512 px: one of its pixels, in cells.
         model_cells = max(grid_h, grid_w) / min(max(height, width), 512)
         # GrabCut has no probability to judge itself by: trust it as far as it keeps the face.
@@ -141,7 +142,7 @@ def _matte_region(
     fg_cells, bg_cells = trimap_from_mask(mask_cells, model_cells, _BAND_MIN_PX / grid.scale)
     known_fg = grid.up_nearest(fg_cells.view(np.uint8)) > 0
     known_bg = grid.up_nearest(bg_cells.view(np.uint8)) > 0
-    solved = refine(image_u8, known_fg, known_bg)
+    solved = refine(image_u8, known_fg, known_bg, (fg_cells, bg_cells))
     band = solved.band
     colour_ys = np.concatenate([band.ys, solved.ring_ys])
     colour_xs = np.concatenate([band.xs, solved.ring_xs])
@@ -191,7 +192,7 @@ def matte(
         if own:
             matter.close()
     landmarks = _landmarks_xy(face, width, height) if face is not None else None
-    region = _matte_region(image, person, landmarks, illustration_hint)
+    region = _matte_region(image, Grid(height, width).down(person), landmarks, illustration_hint)
     foreground = to_float_image(image) * region.known_fg[..., None]
     foreground[region.colour_ys, region.colour_xs] = region.colours
     return Matte(
@@ -213,37 +214,11 @@ def _straight_rgba(image_u8: np.ndarray, region: _RegionMatte) -> np.ndarray:
     return rgba
 
 
-def _composite(
-    rgb: np.ndarray, alpha: np.ndarray, colours: list[tuple[int, int, int]], soft: tuple[np.ndarray, np.ndarray]
-) -> list[np.ndarray]:
-    """Straight-alpha ``rgb`` over each solid colour, rounded to 8 bits in exact integer arithmetic.
+def _place_on_canvas(rgba: np.ndarray, scale: float, shift_x: float, shift_y: float) -> np.ndarray:
+    """The region's RGBA mapped onto the canvas (region pixel p -> scale*p + shift).
 
-    ``soft``: the (rows, columns) of the pixels with 0 < alpha < 255. Opaque pixels are copied and
-    transparent ones filled; only the soft edge pixels are blended, so the cost is a fill and a
-    masked copy per preview rather than per-pixel arithmetic.
-    """
-    opaque = cv2.compare(alpha, 255, cv2.CMP_EQ)
-    soft_alpha = alpha[soft].astype(np.uint16)[:, None]
-    soft_fg = rgb[soft] * soft_alpha
-    previews = []
-    for colour in colours:
-        # Filled plane by plane (numpy's broadcast of a 3-tuple is far slower than three memsets).
-        out = cv2.merge([np.full(alpha.shape, channel, np.uint8) for channel in colour])
-        cv2.copyTo(rgb, opaque, out)
-        mixed = soft_fg + np.array(colour, np.uint16) * (255 - soft_alpha) + 128  # <= 255 * 255 + 128
-        out[soft] = (mixed + (mixed >> 8)) >> 8  # round(mixed / 255), exact in this range
-        previews.append(out)
-    return previews
-
-
-def _place_on_canvas(
-    rgba: np.ndarray, scale: float, shift_x: float, shift_y: float, band: Band
-) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
-    """The region's RGBA mapped onto the canvas (region pixel p -> scale*p + shift), and the
-    canvas pixels with soft alpha (0 < alpha < 255).
-
-    A pure integer shift is a copy (no resampling to soften the matte, no interpolation cost) and
-    the soft pixels are the band's, shifted. Otherwise a bilinear warp; the region is first given
+    A pure integer shift is a copy (no resampling to soften the matte, no interpolation cost).
+    Otherwise a bilinear warp; the region is first given
     a one-pixel frame of its own edge colours at zero alpha, so a subject cut by the image edge
     keeps its colour where the resampled alpha fades (past the image the canvas is transparent).
     """
@@ -255,10 +230,7 @@ def _place_on_canvas(
         x1, y1 = min(CANVAS_SIZE, width + dx), min(CANVAS_SIZE, height + dy)
         if x1 > x0 and y1 > y0:
             canvas[y0:y1, x0:x1] = rgba[y0 - dy : y1 - dy, x0 - dx : x1 - dx]
-        band_alpha = np.round(band.alpha * 255.0)
-        ys, xs = band.ys + dy, band.xs + dx
-        soft = (band_alpha > 0) & (band_alpha < 255) & (ys >= y0) & (ys < y1) & (xs >= x0) & (xs < x1)
-        return canvas, (ys[soft], xs[soft])
+        return canvas
     framed = cv2.copyMakeBorder(rgba, 1, 1, 1, 1, cv2.BORDER_REPLICATE)
     framed[[0, -1], :, 3] = 0
     framed[:, [0, -1], 3] = 0
@@ -266,7 +238,7 @@ def _place_on_canvas(
     cv2.warpAffine(
         framed, matrix, canvas.shape[1::-1], dst=canvas, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
     )
-    return canvas, np.nonzero(cv2.inRange(canvas[..., 3], 1, 254))
+    return canvas
 
 
 def _working_region(framing: Framing, width: int, height: int) -> tuple[int, int, int, int]:
@@ -304,15 +276,14 @@ def cut_out(
 
     # Reduce to canvas scale first when the frame shrinks the image.
     work_scale = min(1.0, framing.scale)
-    work_image, work_person = image, person
+    work_image = image
     if work_scale < 1.0:
         size = (max(1, round(width * work_scale)), max(1, round(height * work_scale)))
         # Area averaging where the reduction is 2x or more (bilinear would alias); above that,
         # bilinear already reads every source pixel and is several times cheaper than OpenCV's
-        # fractional area filter. The person mask is a smooth upsampled field: bilinear always.
+        # fractional area filter.
         reduction = cv2.INTER_AREA if work_scale <= 0.5 else cv2.INTER_LINEAR
         work_image = cv2.resize(image, size, interpolation=reduction)
-        work_person = cv2.resize(person, size, interpolation=cv2.INTER_LINEAR)
     wh, ww = work_image.shape[:2]
     fx = ww / width  # the exact factor after rounding (the other axis differs by < 1 px)
     to_canvas = Framing(framing.scale / fx, framing.shift_x, framing.shift_y)
@@ -324,7 +295,12 @@ def cut_out(
     if face is not None:
         landmarks = _landmarks_xy(face, ww, wh) - [x0, y0]
     region_image = work_image[y0:y1, x0:x1]
-    region = _matte_region(region_image, work_person[y0:y1, x0:x1], landmarks, illustration_hint)
+    # The person mask goes from the image's pixels straight to the region's grid: it is a smooth
+    # field (a 256 px model's output), so one bilinear resize of the matching crop loses nothing.
+    grid_size = Grid(y1 - y0, x1 - x0).size
+    crop = person[round(y0 / fx) : round(y1 / fx), round(x0 / fx) : round(x1 / fx)]
+    person_cells = cv2.resize(crop, grid_size, interpolation=cv2.INTER_LINEAR)
+    region = _matte_region(region_image, person_cells, landmarks, illustration_hint)
     rgba_region = _straight_rgba(region_image, region)
 
     # Region pixel -> canvas pixel. When the region is already at canvas scale the warp is a pure
@@ -334,7 +310,7 @@ def cut_out(
     shift_y = to_canvas.shift_y + scale * y0
     if abs(scale - 1.0) < 1e-3:
         scale, shift_x, shift_y = 1.0, float(round(shift_x)), float(round(shift_y))
-    rgba, soft = _place_on_canvas(rgba_region, scale, shift_x, shift_y, region.band)
+    rgba = _place_on_canvas(rgba_region, scale, shift_x, shift_y)
     canvas_alpha = cv2.extractChannel(rgba, 3)
 
     confidence = float(np.clip(region.confidence, 0.0, 1.0))
@@ -348,9 +324,7 @@ def cut_out(
     canvas_face = None
     if face is not None:
         canvas_face = map_face(face, Framing(framing.scale, framing.shift_x, framing.shift_y), width, height)
-    on_white, on_dark = _composite(
-        cv2.cvtColor(rgba, cv2.COLOR_RGBA2RGB), canvas_alpha, [PREVIEW_WHITE, PREVIEW_DARK], soft
-    )
+    on_white, on_dark = (kernels.composite_over(rgba, np.array(c, np.uint8)) for c in (PREVIEW_WHITE, PREVIEW_DARK))
     return CutOut(
         rgba=rgba,
         preview_on_white=on_white,
