@@ -86,57 +86,6 @@ def local_colours(
     return field
 
 
-def _solve_3x3(sigma: list[np.ndarray], rhs: list[np.ndarray]) -> list[np.ndarray]:
-    """Solve the batch of symmetric 3x3 systems ``sigma x = rhs`` by the adjugate (vectorised;
-    ``sigma`` is the upper triangle s00, s01, s02, s11, s12, s22, each an array, and the matrices
-    are covariances plus eps*I, so positive definite and well conditioned)."""
-    s00, s01, s02, s11, s12, s22 = sigma
-    c00 = s11 * s22 - s12 * s12
-    c01 = s02 * s12 - s01 * s22
-    c02 = s01 * s12 - s02 * s11
-    c11 = s00 * s22 - s02 * s02
-    c12 = s01 * s02 - s00 * s12
-    c22 = s00 * s11 - s01 * s01
-    inverse_det = 1.0 / (s00 * c00 + s01 * c01 + s02 * c02)
-    r0, r1, r2 = rhs
-    return [
-        (c00 * r0 + c01 * r1 + c02 * r2) * inverse_det,
-        (c01 * r0 + c11 * r1 + c12 * r2) * inverse_det,
-        (c02 * r0 + c12 * r1 + c22 * r2) * inverse_det,
-    ]
-
-
-# Upper-triangle channel pairs of the guide's 3x3 colour covariance.
-_PAIRS = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))
-
-
-def guided_coefficients(
-    guide: np.ndarray, source: np.ndarray, radius: int, cells: tuple[np.ndarray, np.ndarray]
-) -> np.ndarray:
-    """Window-averaged coefficients (a_r, a_g, a_b, b) of the colour guided filter of ``source``
-    (HxW) by ``guide`` (HxWx3), exact at the requested ``cells`` (rows, columns): the filtered
-    value at a pixel is ``a . I + b``. Coefficients are solved only on the windows those cells
-    average over."""
-    height, width = source.shape
-    requested = np.zeros((height, width), np.uint8)
-    requested[cells] = 1
-    support = np.nonzero(cv2.dilate(requested, np.ones((2 * radius + 1,) * 2, np.uint8)))
-    channels = [guide, source[..., None], guide * source[..., None]]
-    channels += [guide[..., i : i + 1] * guide[..., j : j + 1] for i, j in _PAIRS]
-    # All 13 window means in one multi-channel box filter: I (3), p, I*p (3), I_i*I_j (6).
-    means = _box(np.concatenate(channels, axis=2, dtype=np.float32), radius)[support].T  # 13 x N, float32
-    mean_i, mean_p, mean_ip, mean_ii = means[0:3], means[3], means[4:7], means[7:13]
-    cov = [mean_ip[c] - mean_i[c] * mean_p for c in range(3)]
-    sigma = [mean_ii[k] - mean_i[i] * mean_i[j] for k, (i, j) in enumerate(_PAIRS)]
-    for k in (0, 3, 5):
-        sigma[k] += _GUIDED_EPS
-    coef_a = _solve_3x3(sigma, cov)
-    coef_b = mean_p - sum(coef_a[c] * mean_i[c] for c in range(3))
-    coefs = np.zeros((height, width, 4), np.float32)
-    coefs[support] = np.stack([*coef_a, coef_b], axis=1)
-    return _box(coefs, radius)
-
-
 @dataclass(frozen=True)
 class Band:
     """The unknown pixels of a trimap as flat arrays (``np.nonzero`` order), with what the alpha
@@ -156,6 +105,7 @@ class Band:
 @dataclass(frozen=True)
 class Refinement:
     alpha: np.ndarray  # float32 HxW in [0,1]: known pixels 0/1, the band solved
+    known_fg: np.ndarray  # bool HxW
     band: Band
     # Known-background pixels touching the band: transparent, but a resampled cut-out mixes them
     # in at its edge, so they need a colour too.
@@ -165,39 +115,50 @@ class Refinement:
     image_cells: np.ndarray  # float32 (grid) x 3: the grid's view of the image, for later steps
 
 
-def refine(
-    image_u8: np.ndarray,
-    known_fg: np.ndarray,
-    known_bg: np.ndarray,
-    known_on_grid: tuple[np.ndarray, np.ndarray] | None = None,
-) -> Refinement:
-    """Solve alpha on the unknown band of ``image_u8`` (uint8 RGB) given known fg/bg masks.
-
-    ``known_on_grid``: the masks' fully known grid cells (bool), when the masks were made from
-    grid cells in the first place (saves working them out again)."""
-    height, width = known_fg.shape
-    grid = Grid(height, width)
+def refine(image_u8: np.ndarray, known_fg: np.ndarray, known_bg: np.ndarray) -> Refinement:
+    """Solve alpha on the unknown band of ``image_u8`` (uint8 RGB) given known fg/bg masks."""
+    grid = Grid(*known_fg.shape)
     known_fg = np.ascontiguousarray(known_fg, dtype=np.bool_)
     known_bg = np.ascontiguousarray(known_bg, dtype=np.bool_)
+    ys, xs, count = kernels.classify_band(known_fg, known_bg)
+    cells = (known_cells(grid, known_fg), known_cells(grid, known_bg))
+    return _solve(image_u8, grid, known_fg, ys, xs, count, cells)
+
+
+def refine_on_grid(image_u8: np.ndarray, fg_cells: np.ndarray, bg_cells: np.ndarray) -> Refinement:
+    """``refine`` for a trimap given on the image's grid (bool cells: known subject, known
+    background); a pixel takes its cell's class."""
+    grid = Grid(*image_u8.shape[:2])
+    rows, cols = grid.pixel_cells()
+    known_fg, ys, xs, count = kernels.band_from_cells(fg_cells, bg_cells, rows, cols)
+    return _solve(image_u8, grid, known_fg, ys, xs, count, (fg_cells.astype(np.float32), bg_cells.astype(np.float32)))
+
+
+def _solve(
+    image_u8: np.ndarray,
+    grid: Grid,
+    known_fg: np.ndarray,
+    ys: np.ndarray,
+    xs: np.ndarray,
+    count: int,
+    known: tuple[np.ndarray, np.ndarray],
+) -> Refinement:
+    """Alpha on the band (ys, xs)[:count]; the rest of (ys, xs) is the ring. ``known``: 0/1 per
+    grid cell, fully known subject and background."""
     alpha = known_fg.astype(np.float32)
     image_cells = grid.down(image_u8).astype(np.float32) * np.float32(1.0 / 255.0)
-    ys, xs, count = kernels.classify_band(known_fg, known_bg)
     ys, xs, ring_ys, ring_xs = ys[:count], xs[:count], ys[count:], xs[count:]
     colour = kernels.gather_colours(image_u8, ys, xs)
     if count == 0:
         empty = np.zeros((0, 3), np.float32)
         band = Band(ys, xs, colour, empty, empty, np.zeros(0, np.float32))
-        return Refinement(alpha, band, ring_ys, ring_xs, grid, image_cells)
+        return Refinement(alpha, known_fg, band, ring_ys, ring_xs, grid, image_cells)
 
     coordinates = grid.coordinates(ys, xs)
     # The cells the band's bilinear reads touch: those holding band pixels and their neighbours.
-    cells = np.nonzero(cv2.dilate(grid.cells_of(ys, xs), np.ones((3, 3), np.uint8)))
-    if known_on_grid is None:
-        fg_cells, bg_cells = known_cells(grid, known_fg), known_cells(grid, known_bg)
-    else:
-        fg_cells, bg_cells = (cells_known.astype(np.float32) for cells_known in known_on_grid)
-    fg_field = local_colours(grid, image_cells, fg_cells, cells)
-    bg_field = local_colours(grid, image_cells, bg_cells, cells)
+    rows, cols = np.nonzero(cv2.dilate(grid.cells_of(ys, xs), np.ones((3, 3), np.uint8)))
+    fg_field = local_colours(grid, image_cells, known[0], (rows, cols))
+    bg_field = local_colours(grid, image_cells, known[1], (rows, cols))
     fg_colour = grid.sample(fg_field, coordinates)
     bg_colour = grid.sample(bg_field, coordinates)
 
@@ -207,11 +168,11 @@ def refine(
     # Guided filter of the guess (known pixels included: they anchor the windows at the band's
     # sides), coefficients on the grid, applied to each band pixel's own colour.
     radius = max(1, round(_GUIDED_RADIUS / grid.scale))
-    coefs = grid.sample(guided_coefficients(image_cells, grid.down(alpha), radius, cells), coordinates)
-    refined = kernels.apply_linear(colour, coefs)
+    fields = kernels.guided_coefficients(image_cells, grid.down(alpha), radius, rows, cols, _GUIDED_EPS)
+    refined = kernels.apply_linear(colour, grid.sample(fields, coordinates))
     alpha[ys, xs] = refined
     band = Band(ys, xs, colour, fg_colour, bg_colour, refined)
-    return Refinement(alpha, band, ring_ys, ring_xs, grid, image_cells)
+    return Refinement(alpha, known_fg, band, ring_ys, ring_xs, grid, image_cells)
 
 
 def refine_alpha(image_rgb: np.ndarray, known_fg: np.ndarray, known_bg: np.ndarray) -> np.ndarray:

@@ -17,10 +17,11 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from . import kernels
+
 # 4: the windows averaged on the grid are >= 12 px wide, so a 4 px cell resolves them (He & Sun
 # use 4 for the guided filter with no visible loss) and the grid has 1/16 of the image's pixels.
 FIELD_SCALE = 4
-_MAP_WIDTH = 4096
 
 
 @dataclass(frozen=True)
@@ -56,31 +57,28 @@ class Grid:
     def coordinates(self, ys: np.ndarray, xs: np.ndarray) -> GridPoints:
         """Grid coordinates of the pixel centres (ys, xs), ready for ``sample``."""
         grid_w, grid_h = self.size
-        count = len(xs)
-        # cv2.remap wants maps under 32767 per side: the points are laid out row by row.
-        columns = max(1, min(count, _MAP_WIDTH))
-        rows = max(1, -(-count // columns))
-        maps = np.zeros((2, rows * columns), np.float32)
-        maps[0, :count] = (xs.astype(np.float32) + 0.5) * (grid_w / self.width) - 0.5
-        maps[1, :count] = (ys.astype(np.float32) + 0.5) * (grid_h / self.height) - 0.5
-        return GridPoints(maps[0].reshape(rows, columns), maps[1].reshape(rows, columns), count)
+        map_x = (xs.astype(np.float32) + np.float32(0.5)) * np.float32(grid_w / self.width) - np.float32(0.5)
+        map_y = (ys.astype(np.float32) + np.float32(0.5)) * np.float32(grid_h / self.height) - np.float32(0.5)
+        return GridPoints(map_x, map_y)
 
     def sample(self, cells: np.ndarray, points: GridPoints) -> np.ndarray:
         """Bilinear reading of a (grid_h, grid_w[, C]) float32 field at ``points``: (N,) or (N, C)."""
-        channels = 1 if cells.ndim == 2 else cells.shape[2]
-        parts = []
-        for start in range(0, channels, 4):  # cv2.remap takes at most 4 channels at a time
-            source = cells if channels == 1 else np.ascontiguousarray(cells[..., start : start + 4])
-            part = cv2.remap(source, points.map_x, points.map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-            parts.append(part.reshape(points.map_x.size, -1)[: points.count])
-        values = np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
+        field = np.ascontiguousarray(cells[..., None] if cells.ndim == 2 else cells, dtype=np.float32)
+        values = kernels.sample_bilinear(field, points.map_x, points.map_y)
         return values[:, 0] if cells.ndim == 2 else values
+
+    def pixel_cells(self) -> tuple[np.ndarray, np.ndarray]:
+        """The cell row of each pixel row and the cell column of each pixel column (the cells of
+        ``down``'s area average)."""
+        grid_w, grid_h = self.size
+        rows = np.minimum(np.arange(self.height) * grid_h // self.height, grid_h - 1)
+        cols = np.minimum(np.arange(self.width) * grid_w // self.width, grid_w - 1)
+        return rows, cols
 
 
 @dataclass(frozen=True)
 class GridPoints:
-    """Pixel positions in a grid's coordinates, laid out as ``cv2.remap`` maps."""
+    """Pixel positions in a grid's coordinates (float32 x and y, one per point)."""
 
     map_x: np.ndarray
     map_y: np.ndarray
-    count: int

@@ -11,7 +11,7 @@ from avatarflow_contracts.events import FaceGeometry, MattingQuality
 from avatarflow_contracts.reasons import WarningCode
 
 from . import kernels, quality
-from .alpha import Band, refine, to_float_image, to_uint8_image
+from .alpha import Band, refine_on_grid, to_float_image, to_uint8_image
 from .foreground import foreground_at
 from .framing import CANVAS_SIZE, Framing, framing_from_face, framing_from_mask, map_face
 from .grid import Grid
@@ -140,15 +140,13 @@ def _matte_region(
         )
 
     fg_cells, bg_cells = trimap_from_mask(mask_cells, model_cells, _BAND_MIN_PX / grid.scale)
-    known_fg = grid.up_nearest(fg_cells.view(np.uint8)) > 0
-    known_bg = grid.up_nearest(bg_cells.view(np.uint8)) > 0
-    solved = refine(image_u8, known_fg, known_bg, (fg_cells, bg_cells))
+    solved = refine_on_grid(image_u8, fg_cells, bg_cells)
     band = solved.band
     colour_ys = np.concatenate([band.ys, solved.ring_ys])
     colour_xs = np.concatenate([band.xs, solved.ring_xs])
     colours = foreground_at(image_u8, solved.alpha, colour_ys, colour_xs, solved.image_cells)
     return _RegionMatte(
-        known_fg=known_fg,
+        known_fg=solved.known_fg,
         band=band,
         colour_ys=colour_ys,
         colour_xs=colour_xs,
@@ -324,7 +322,12 @@ def cut_out(
     canvas_face = None
     if face is not None:
         canvas_face = map_face(face, Framing(framing.scale, framing.shift_x, framing.shift_y), width, height)
-    on_white, on_dark = (kernels.composite_over(rgba, np.array(c, np.uint8)) for c in (PREVIEW_WHITE, PREVIEW_DARK))
+    on_white, on_dark = (
+        preview.reshape(CANVAS_SIZE, CANVAS_SIZE, 3)
+        for preview in kernels.composite_over(
+            rgba.reshape(-1, 4), np.array(PREVIEW_WHITE, np.uint8), np.array(PREVIEW_DARK, np.uint8)
+        )
+    )
     return CutOut(
         rgba=rgba,
         preview_on_white=on_white,

@@ -41,10 +41,8 @@ def boundary_pixels(solid: np.ndarray) -> np.ndarray:
 
 def mean_edge_band_px(alpha_u8: np.ndarray) -> float:
     """Soft pixels (0 < alpha < 255) per pixel of the alpha = 0.5 outline: mean band width."""
-    outline = cv2.countNonZero(boundary_pixels(alpha_u8 >= 128).view(np.uint8))
-    if outline == 0:
-        return 0.0
-    return cv2.countNonZero(cv2.inRange(alpha_u8, 1, 254)) / outline
+    soft, outline = kernels.edge_band_counts(np.ascontiguousarray(alpha_u8))
+    return soft / outline if outline else 0.0
 
 
 def segmentation_decisiveness(mask: np.ndarray, model_px: float) -> float:
@@ -72,10 +70,7 @@ def face_support_confidence(support: float) -> float:
 def colour_separability(fg_colour: np.ndarray, bg_colour: np.ndarray) -> float:
     """Share of the edge band (its pixels' local subject and background colours, (N, 3) each)
     where the two differ enough to be separated."""
-    if len(fg_colour) == 0:
-        return 1.0
-    distance = np.linalg.norm(fg_colour - bg_colour, axis=1)
-    return float((distance >= SEPARABLE_DISTANCE).mean())
+    return float(kernels.separable_share(fg_colour, bg_colour, SEPARABLE_DISTANCE))
 
 
 def residual_background(
