@@ -58,11 +58,6 @@ def to_float_image(image_rgb: np.ndarray) -> np.ndarray:
     return np.clip(image_rgb.astype(np.float32), 0.0, 1.0)
 
 
-def _box(values: np.ndarray, radius: int) -> np.ndarray:
-    size = 2 * radius + 1
-    return cv2.boxFilter(values, -1, (size, size), normalize=True, borderType=cv2.BORDER_REFLECT)
-
-
 def known_cells(grid: Grid, known: np.ndarray) -> np.ndarray:
     """1.0 on the grid cells whose pixels are all in ``known`` (bool HxW), else 0.0."""
     coverage = grid.down(known.astype(np.uint8) * np.uint8(255))

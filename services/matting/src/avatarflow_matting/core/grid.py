@@ -43,10 +43,6 @@ class Grid:
             return image.copy()
         return cv2.resize(image, self.size, interpolation=cv2.INTER_AREA)
 
-    def up_nearest(self, cells: np.ndarray) -> np.ndarray:
-        """Each pixel takes its cell's value (for masks: no new values appear)."""
-        return cv2.resize(cells, (self.width, self.height), interpolation=cv2.INTER_NEAREST)
-
     def cells_of(self, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
         """uint8 (grid_h, grid_w): 1 on the cells holding any of the pixels (ys, xs)."""
         grid_w, grid_h = self.size
