@@ -15,6 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from .memory import keep_freed_memory
+
 _CACHE_ENV_VARS = ("AVATARFLOW_NUMBA_CACHE_DIR", "NUMBA_CACHE_DIR")
 
 
@@ -50,8 +52,10 @@ def import_pymatting():  # type: ignore[no-untyped-def]
 
 
 def warm_up() -> float:
-    """Load (or compile and cache) the core's JIT kernels and run each once; returns seconds."""
+    """Prepare a worker process: allocator settings (memory.py), then load (or compile and cache)
+    the core's JIT kernels and run each once; returns seconds."""
     started = time.perf_counter()
+    keep_freed_memory()
     configure_numba_cache()
     from . import kernels
 

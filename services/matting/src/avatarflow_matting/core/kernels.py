@@ -161,23 +161,6 @@ def separable_share(fg: np.ndarray, bg: np.ndarray, min_distance: float) -> floa
 
 
 @njit(cache=True, nogil=True)
-def edge_band_counts(alpha: np.ndarray) -> tuple[int, int]:
-    """(soft pixels with 0 < alpha < 255, pixels of the alpha >= 128 outline: with a 4-neighbour
-    below 128, the array's own border excluded) of an 8-bit alpha."""
-    height, width = alpha.shape
-    soft = 0
-    outline = 0
-    for y in range(height):
-        for x in range(width):
-            a = alpha[y, x]
-            soft += 0 < a < 255
-            inside = a >= 128 and 0 < y < height - 1 and 0 < x < width - 1
-            if inside and min(alpha[y - 1, x], alpha[y + 1, x], alpha[y, x - 1], alpha[y, x + 1]) < 128:
-                outline += 1
-    return soft, outline
-
-
-@njit(cache=True, nogil=True)
 def gather_colours(image_u8: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
     """Float32 (N, 3) colours in [0,1] of the pixels (ys, xs)."""
     out = np.empty((len(ys), 3), np.float32)
@@ -280,33 +263,133 @@ def paint_edge(
             rgba[y, x, c] = np.uint8(colours[i, c] * np.float32(255.0) + np.float32(0.5)) if reached else 0
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _alpha_at(region: np.ndarray, y: int, x: int) -> int:
+    height, width = region.shape[:2]
+    return np.int32(region[y, x, 3]) if 0 <= y < height and 0 <= x < width else 0
+
+
 @njit(cache=True, nogil=True)
-def composite_over(rgba: np.ndarray, first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Straight-alpha ``rgba`` (uint8, N x 4: pixels flattened) over two solid colours (3 uint8
-    each), rounded exactly: ``round((c*a + colour*(255-a)) / 255)`` per channel, in integer
-    arithmetic. One pass reads each pixel once for both backgrounds (flat indexing compiles to a
-    far tighter loop than 2-D)."""
-    count = rgba.shape[0]
-    over_first = np.empty((count, 3), np.uint8)
-    over_second = np.empty((count, 3), np.uint8)
-    for i in range(count):
-        a = np.int32(rgba[i, 3])
-        if a == 255:
+def finish_canvas(
+    region: np.ndarray, shift_x: int, shift_y: int, size: int, first: np.ndarray, second: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int, int]:
+    """The square canvas in one pass: ``region`` (straight RGBA, uint8) placed at (shift_x,
+    shift_y), transparent elsewhere; the canvas over two solid colours (3 uint8 each); and the
+    quality figures' counts: covered pixels (alpha >= 128), soft pixels (0 < alpha < 255), and
+    pixels of the alpha >= 128 outline (with a 4-neighbour below 128, the canvas border excluded).
+
+    Compositing is exact: ``round((c*a + colour*(255-a)) / 255)`` in integer arithmetic."""
+    canvas = np.empty((size, size, 4), np.uint8)
+    over_first = np.empty((size, size, 3), np.uint8)
+    over_second = np.empty((size, size, 3), np.uint8)
+    covered = 0
+    soft = 0
+    outline = 0
+    for y in range(size):
+        ry = y - shift_y
+        for x in range(size):
+            rx = x - shift_x
+            a = _alpha_at(region, ry, rx)
+            if a == 0:
+                canvas[y, x, 0] = canvas[y, x, 1] = canvas[y, x, 2] = canvas[y, x, 3] = 0
+                if 0 <= ry < region.shape[0] and 0 <= rx < region.shape[1]:
+                    for c in range(3):  # a transparent pixel may carry an edge colour (resampling)
+                        canvas[y, x, c] = region[ry, rx, c]
+                for c in range(3):
+                    over_first[y, x, c] = first[c]
+                    over_second[y, x, c] = second[c]
+                continue
+            for c in range(4):
+                canvas[y, x, c] = region[ry, rx, c]
+            if a == 255:
+                for c in range(3):
+                    over_first[y, x, c] = region[ry, rx, c]
+                    over_second[y, x, c] = region[ry, rx, c]
+            else:
+                soft += 1
+                for c in range(3):
+                    subject = np.int32(region[ry, rx, c]) * a + 128
+                    mixed = subject + np.int32(first[c]) * (255 - a)  # <= 255 * 255 + 128
+                    over_first[y, x, c] = (mixed + (mixed >> 8)) >> 8  # round(mixed / 255), exact here
+                    mixed = subject + np.int32(second[c]) * (255 - a)
+                    over_second[y, x, c] = (mixed + (mixed >> 8)) >> 8
+            covered += a >= 128
+            if a >= 128 and 0 < y < size - 1 and 0 < x < size - 1:
+                below = min(
+                    _alpha_at(region, ry - 1, rx),
+                    _alpha_at(region, ry + 1, rx),
+                    _alpha_at(region, ry, rx - 1),
+                    _alpha_at(region, ry, rx + 1),
+                )
+                outline += below < 128
+    return canvas, over_first, over_second, covered, soft, outline
+
+
+@njit(cache=True, nogil=True)
+def finish_band(
+    canvas: np.ndarray,
+    ys: np.ndarray,
+    xs: np.ndarray,
+    rect: tuple[int, int, int, int],
+    over_first: np.ndarray,
+    over_second: np.ndarray,
+    first: np.ndarray,
+    second: np.ndarray,
+) -> tuple[int, int, int]:
+    """``finish_canvas``'s per-pixel work where it is not a plain copy or fill: the canvas holds a
+    region placed without resampling (occupying ``rect`` = (y0, x0, y1, x1)), whose only soft
+    pixels are its band's (canvas coordinates ys, xs). The previews already hold the fill colour
+    under transparent pixels and the subject under opaque ones; this blends the band's soft pixels
+    into them and returns (soft pixels, soft pixels with alpha >= 128, outline pixels) with the
+    same definitions as ``finish_canvas``.
+
+    Outline pixels can only be band pixels, known-subject pixels next to a band pixel below 128,
+    or opaque pixels on the region's border with the canvas's transparent margin beyond it."""
+    size = canvas.shape[0]
+    y0, x0, y1, x1 = rect
+    counted = np.zeros((size, size), np.bool_)
+    soft = 0
+    soft_covered = 0
+    outline = 0
+    for i in range(len(ys)):
+        y, x = ys[i], xs[i]
+        if not (y0 <= y < y1 and x0 <= x < x1):
+            continue
+        a = np.int32(canvas[y, x, 3])
+        if 0 < a < 255:
+            soft += 1
+            soft_covered += a >= 128
             for c in range(3):
-                over_first[i, c] = rgba[i, c]
-                over_second[i, c] = rgba[i, c]
-        elif a == 0:
-            for c in range(3):
-                over_first[i, c] = first[c]
-                over_second[i, c] = second[c]
-        else:
-            for c in range(3):
-                subject = np.int32(rgba[i, c]) * a + 128
+                subject = np.int32(canvas[y, x, c]) * a + 128
                 mixed = subject + np.int32(first[c]) * (255 - a)  # <= 255 * 255 + 128
-                over_first[i, c] = (mixed + (mixed >> 8)) >> 8  # round(mixed / 255), exact in range
+                over_first[y, x, c] = (mixed + (mixed >> 8)) >> 8  # round(mixed / 255), exact here
                 mixed = subject + np.int32(second[c]) * (255 - a)
-                over_second[i, c] = (mixed + (mixed >> 8)) >> 8
-    return over_first, over_second
+                over_second[y, x, c] = (mixed + (mixed >> 8)) >> 8
+        for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+            ny, nx = y + dy, x + dx
+            if not (0 <= ny < size and 0 <= nx < size):
+                continue
+            b = np.int32(canvas[ny, nx, 3])
+            # (pixel, neighbour) pairs straddling 128, either way round.
+            if a >= 128 and b < 128:
+                py, px = y, x
+            elif a < 128 and b >= 128:
+                py, px = ny, nx
+            else:
+                continue
+            if 0 < py < size - 1 and 0 < px < size - 1 and not counted[py, px]:
+                counted[py, px] = True
+                outline += 1
+    # Opaque pixels on the region's border, against the transparent margin.
+    for y in range(y0, y1):
+        step = 1 if y in (y0, y1 - 1) else max(1, x1 - 1 - x0)  # whole first/last row, else the ends
+        for x in range(x0, x1, step):
+            if 0 < y < size - 1 and 0 < x < size - 1 and canvas[y, x, 3] >= 128 and not counted[y, x]:
+                low = min(canvas[y - 1, x, 3], canvas[y + 1, x, 3], canvas[y, x - 1, 3], canvas[y, x + 1, 3])
+                if low < 128:
+                    counted[y, x] = True
+                    outline += 1
+    return soft, soft_covered, outline
 
 
 @njit(cache=True, nogil=True)
@@ -462,7 +545,6 @@ def warm_up() -> None:
     band_from_cells(mask, mask, maps, maps)
     sample_bilinear(np.zeros((2, 2, 4), np.float32), np.zeros(1, np.float32), np.zeros(1, np.float32))
     separable_share(np.zeros((1, 3), np.float32), np.zeros((1, 3), np.float32), 0.16)
-    edge_band_counts(np.zeros((4, 4), np.uint8))
     image = np.zeros((4, 4, 3), np.uint8)
     gather_colours(image, ys, xs)
     gather_colours(image[1:3, 1:3], ys, xs)  # a region of an image: a non-contiguous view
@@ -473,7 +555,9 @@ def warm_up() -> None:
     fusion_to_fine_pass(np.zeros((2, 2, 3), np.float32), np.zeros((2, 2), np.float32), np.zeros((2, 2, 7), np.float32))
     paint_edge(np.zeros((4, 4, 4), np.uint8), ys, xs, guess[:0], fused[:0])
     residual_background(guess, fused, points, points, 0.16)
-    composite_over(np.zeros((2, 4), np.uint8), np.zeros(3, np.uint8), np.zeros(3, np.uint8))
+    colour = np.zeros(3, np.uint8)
+    canvas, first, second, _, _, _ = finish_canvas(np.zeros((2, 2, 4), np.uint8), 0, 0, 4, colour, colour)
+    finish_band(canvas, ys, xs, (0, 0, 2, 2), first, second, colour, colour)
     cells = np.zeros(1, np.int64)
     guided_coefficients(np.zeros((2, 2, 3), np.float32), np.zeros((2, 2), np.float32), 1, cells, cells, 1e-4)
     nearest_known_colours(np.zeros((2, 2, 3), np.float32), np.zeros((2, 2), np.float32), cells, cells, cells)

@@ -212,31 +212,56 @@ def _straight_rgba(image_u8: np.ndarray, region: _RegionMatte) -> np.ndarray:
     return rgba
 
 
-def _place_on_canvas(rgba: np.ndarray, scale: float, shift_x: float, shift_y: float) -> np.ndarray:
-    """The region's RGBA mapped onto the canvas (region pixel p -> scale*p + shift).
+@dataclass(frozen=True)
+class _Canvas:
+    rgba: np.ndarray
+    on_white: np.ndarray
+    on_dark: np.ndarray
+    covered_pixels: int  # alpha >= 128
+    soft_pixels: int  # 0 < alpha < 255
+    outline_pixels: int  # alpha >= 128 with a 4-neighbour below
 
-    A pure integer shift is a copy (no resampling to soften the matte, no interpolation cost).
-    Otherwise a bilinear warp; the region is first given
-    a one-pixel frame of its own edge colours at zero alpha, so a subject cut by the image edge
-    keeps its colour where the resampled alpha fades (past the image the canvas is transparent).
+
+def _finish_canvas(rgba: np.ndarray, scale: float, shift_x: float, shift_y: float, band: Band) -> _Canvas:
+    """The region's RGBA mapped onto the canvas (region pixel p -> scale*p + shift), its previews
+    and the counts behind the quality figures.
+
+    A pure integer shift is placed as it is (no resampling to soften the matte): a copy, previews
+    made of a fill and a masked copy, and per-pixel work only on the band (``finish_band``).
+    Otherwise the region is warped (bilinear) and ``finish_canvas`` visits every canvas pixel; the
+    region is first given a one-pixel frame of its own edge colours at zero alpha, so a subject cut
+    by the image edge keeps its colour where the resampled alpha fades (past the image the canvas
+    is transparent).
     """
-    canvas = np.zeros((CANVAS_SIZE, CANVAS_SIZE, 4), np.uint8)
-    height, width = rgba.shape[:2]
+    colours = np.array(PREVIEW_WHITE, np.uint8), np.array(PREVIEW_DARK, np.uint8)
     if scale == 1.0 and shift_x.is_integer() and shift_y.is_integer():
         dx, dy = int(shift_x), int(shift_y)
-        x0, y0 = max(0, dx), max(0, dy)
-        x1, y1 = min(CANVAS_SIZE, width + dx), min(CANVAS_SIZE, height + dy)
-        if x1 > x0 and y1 > y0:
-            canvas[y0:y1, x0:x1] = rgba[y0 - dy : y1 - dy, x0 - dx : x1 - dx]
-        return canvas
+        height, width = rgba.shape[:2]
+        y0, x0 = max(0, dy), max(0, dx)
+        y1, x1 = min(CANVAS_SIZE, height + dy), min(CANVAS_SIZE, width + dx)
+        canvas = np.zeros((CANVAS_SIZE, CANVAS_SIZE, 4), np.uint8)
+        y0, x0, y1, x1 = (y0, x0, y1, x1) if y1 > y0 and x1 > x0 else (0, 0, 0, 0)
+        canvas[y0:y1, x0:x1] = rgba[y0 - dy : y1 - dy, x0 - dx : x1 - dx]
+        alpha = cv2.extractChannel(canvas, 3)
+        opaque = cv2.compare(alpha, 255, cv2.CMP_EQ)
+        rgb = cv2.cvtColor(canvas, cv2.COLOR_RGBA2RGB)
+        previews = []
+        for colour in colours:
+            # Filled plane by plane (numpy's broadcast of a 3-tuple is far slower than memsets).
+            preview = cv2.merge([np.full(alpha.shape, channel, np.uint8) for channel in colour])
+            cv2.copyTo(rgb, opaque, preview)
+            previews.append(preview)
+        soft, soft_covered, outline = kernels.finish_band(
+            canvas, band.ys + dy, band.xs + dx, (y0, x0, y1, x1), *previews, *colours
+        )
+        return _Canvas(canvas, *previews, cv2.countNonZero(opaque) + soft_covered, soft, outline)
     framed = cv2.copyMakeBorder(rgba, 1, 1, 1, 1, cv2.BORDER_REPLICATE)
     framed[[0, -1], :, 3] = 0
     framed[:, [0, -1], 3] = 0
     matrix = np.float32([[scale, 0.0, shift_x - scale], [0.0, scale, shift_y - scale]])
-    cv2.warpAffine(
-        framed, matrix, canvas.shape[1::-1], dst=canvas, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
-    )
-    return canvas
+    size = (CANVAS_SIZE, CANVAS_SIZE)
+    warped = cv2.warpAffine(framed, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    return _Canvas(*kernels.finish_canvas(warped, 0, 0, CANVAS_SIZE, *colours))
 
 
 def _working_region(framing: Framing, width: int, height: int) -> tuple[int, int, int, int]:
@@ -308,13 +333,12 @@ def cut_out(
     shift_y = to_canvas.shift_y + scale * y0
     if abs(scale - 1.0) < 1e-3:
         scale, shift_x, shift_y = 1.0, float(round(shift_x)), float(round(shift_y))
-    rgba = _place_on_canvas(rgba_region, scale, shift_x, shift_y)
-    canvas_alpha = cv2.extractChannel(rgba, 3)
+    canvas = _finish_canvas(rgba_region, scale, shift_x, shift_y, region.band)
 
     confidence = float(np.clip(region.confidence, 0.0, 1.0))
     matting_quality = MattingQuality(
-        alpha_coverage=cv2.countNonZero(cv2.inRange(canvas_alpha, 128, 255)) / canvas_alpha.size,
-        edge_band_px=quality.mean_edge_band_px(canvas_alpha),
+        alpha_coverage=canvas.covered_pixels / (CANVAS_SIZE * CANVAS_SIZE),
+        edge_band_px=quality.mean_edge_band_px(canvas.soft_pixels, canvas.outline_pixels),
         residual_background=region.residual_background,
         confidence=confidence,
     )
@@ -322,16 +346,10 @@ def cut_out(
     canvas_face = None
     if face is not None:
         canvas_face = map_face(face, Framing(framing.scale, framing.shift_x, framing.shift_y), width, height)
-    on_white, on_dark = (
-        preview.reshape(CANVAS_SIZE, CANVAS_SIZE, 3)
-        for preview in kernels.composite_over(
-            rgba.reshape(-1, 4), np.array(PREVIEW_WHITE, np.uint8), np.array(PREVIEW_DARK, np.uint8)
-        )
-    )
     return CutOut(
-        rgba=rgba,
-        preview_on_white=on_white,
-        preview_on_dark=on_dark,
+        rgba=canvas.rgba,
+        preview_on_white=canvas.on_white,
+        preview_on_dark=canvas.on_dark,
         face=canvas_face,
         method=region.method,
         quality=matting_quality,

@@ -39,10 +39,10 @@ def boundary_pixels(solid: np.ndarray) -> np.ndarray:
     return boundary
 
 
-def mean_edge_band_px(alpha_u8: np.ndarray) -> float:
-    """Soft pixels (0 < alpha < 255) per pixel of the alpha = 0.5 outline: mean band width."""
-    soft, outline = kernels.edge_band_counts(np.ascontiguousarray(alpha_u8))
-    return soft / outline if outline else 0.0
+def mean_edge_band_px(soft_pixels: int, outline_pixels: int) -> float:
+    """Soft pixels (0 < alpha < 1) per pixel of the alpha = 0.5 outline: the mean band width
+    (counted on the canvas by ``kernels.finish_canvas``)."""
+    return soft_pixels / outline_pixels if outline_pixels else 0.0
 
 
 def segmentation_decisiveness(mask: np.ndarray, model_px: float) -> float:
