@@ -72,3 +72,12 @@ def test_idle_loop_is_periodic():
     rolls = np.array([p.head_roll_deg for p in poses])
     step = np.abs(np.diff(rolls)).max()
     assert abs(rolls[-1] - rolls[0]) <= step + 1e-9
+
+
+def test_idle_loop_starts_at_its_slowest_moment():
+    # The loop point (last frame -> key frame 0) carries the key frame's coding difference, so it
+    # sits where the head moves least: the seam's pose step is the smallest step of the loop.
+    poses, _ = idle_poses(25, 4.0)
+    heads = np.array([(p.head_roll_deg, p.head_dx, p.head_dy) for p in poses])
+    steps = np.linalg.norm(np.diff(np.vstack([heads, heads[:1]]), axis=0), axis=1)
+    assert steps[-1] <= np.percentile(steps, 10)

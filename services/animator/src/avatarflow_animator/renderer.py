@@ -26,7 +26,9 @@ os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 import onnxruntime as ort
 
 RENDERER_NAME = "onnx-warp"
-RENDERER_VERSION = "1.1"  # 1.1: blinks are an eyelid layer (no lid warp), wider lip spread
+# 1.1: blinks are an eyelid layer (no lid warp), wider lip spread; 1.2: closed lids cover the
+# lower lid's rim and carry the skin's texture, the idle loop starts at its slowest moment.
+RENDERER_VERSION = "1.2"
 CPU_PROVIDER = "CPUExecutionProvider"
 CUDA_PROVIDER = "CUDAExecutionProvider"
 # Frames per graph run: bounds memory (intermediates are about 25 MB per 512x512 frame).

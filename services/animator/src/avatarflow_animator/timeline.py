@@ -1,7 +1,11 @@
 """Per-frame poses for the idle loop and the lip-synced preview.
 
 Idle motion is a sum of sines whose periods divide the loop length, so frame N would equal
-frame 0 and the loop has no seam. Blinks follow a fixed profile (half, closed, closed, half: about
+frame 0 and the loop has no seam. The loop starts where that motion is slowest: a player jumps
+from the last frame back to the first, a video's first frame is its key frame, coded apart from
+the rest, so the loop point carries a small coding difference on top of its pose step; at the
+slowest moment the pose step is the smallest of the loop and the sum stays an ordinary step.
+Blinks follow a fixed profile (half, closed, closed, half: about
 160 ms at 25 fps, a natural blink) placed away from the loop point.
 """
 
@@ -22,6 +26,11 @@ PREVIEW_FIRST_BLINK_S = 0.9
 ROLL_DEG = 0.9
 SWAY_PX = 1.6
 BREATH_PX = 1.2
+# Head roll moves the face by this lever times the angle (radians): the eyes sit about 0.85
+# face heights above the neck pivot (rig) and a face is about a third of the 512 px canvas. Only
+# used to weigh roll against sway when finding the slowest moment (levers of 100-250 px all
+# give the same moment to within a frame).
+ROLL_LEVER_PX = 150.0
 # Viseme transitions: neighbouring frames blend (coarticulation); closures still close.
 SMOOTHING_KERNEL = (0.25, 0.5, 0.25)
 LIP_CLOSURES = frozenset({"PP", "FF"})
@@ -44,6 +53,28 @@ def head_motion(t: float, period: float) -> FacePose:
     )
 
 
+def _speed(phase: float) -> float:
+    """Canvas pixels per radian of phase that ``head_motion`` moves the face at ``phase``."""
+    step = 1e-4
+    a, b = head_motion(phase - step, 2.0 * math.pi), head_motion(phase + step, 2.0 * math.pi)
+    roll = math.radians(b.head_roll_deg - a.head_roll_deg) * ROLL_LEVER_PX
+    return math.hypot(roll, b.head_dx - a.head_dx, b.head_dy - a.head_dy) / (2.0 * step)
+
+
+def slowest_phase(samples: int = 3600) -> float:
+    """Phase (0..1 of a loop) where the idle head motion is slowest."""
+    return min(range(samples), key=lambda i: _speed(2.0 * math.pi * i / samples)) / samples
+
+
+# The loop's first frame: the slowest moment of the head motion (see the module docstring).
+LOOP_START = slowest_phase()
+
+
+def idle_head(index: int, fps: int, period: float) -> FacePose:
+    """Head pose of frame ``index`` of a loop of ``period`` seconds (idle and preview alike)."""
+    return head_motion(index / fps + LOOP_START * period, period)
+
+
 def _apply_blinks(poses: list[FacePose], starts: list[int]) -> list[Blink]:
     blinks = []
     for start in starts:
@@ -59,7 +90,7 @@ def _apply_blinks(poses: list[FacePose], starts: list[int]) -> list[Blink]:
 def idle_poses(fps: int, seconds: float) -> tuple[list[FacePose], list[Blink]]:
     count = round(fps * seconds)
     period = count / fps
-    poses = [head_motion(index / fps, period) for index in range(count)]
+    poses = [idle_head(index, fps, period) for index in range(count)]
     blinks = _apply_blinks(poses, [round(IDLE_BLINK_AT_S * fps)])
     return poses, blinks
 
@@ -84,7 +115,7 @@ def preview_poses(
         if viseme in LIP_CLOSURES:  # a closure must really close, whatever surrounds it
             pose = mouths[index]
         smoothed.append(pose)
-    poses = [mouth.with_head(head_motion(i / fps, idle_period)) for i, mouth in enumerate(smoothed)]
+    poses = [mouth.with_head(idle_head(i, fps, idle_period)) for i, mouth in enumerate(smoothed)]
     starts = [round(s * fps) for s in np.arange(PREVIEW_FIRST_BLINK_S, count / fps, PREVIEW_BLINK_EVERY_S)]
     blinks = _apply_blinks(poses, starts)
     return poses, blinks
