@@ -158,9 +158,7 @@ def test_frame_past_the_image_is_transparent(matter):
 
 
 def test_photo_takes_the_person_path_and_is_deterministic(shared, matter):
-    photo = np.asarray(
-        Image.open(shared / "avatar-images" / "accept_photo__man-suit-plain-bg.jpg").convert("RGB")
-    )
+    photo = np.asarray(Image.open(shared / "avatar-images" / "accept_photo__man-suit-plain-bg.jpg").convert("RGB"))
     first = cut_out(photo, None, matter=matter)
     second = cut_out(photo.copy(), None, matter=matter)
     assert first.method == "person_model"
@@ -176,3 +174,29 @@ def test_photo_takes_the_person_path_and_is_deterministic(shared, matter):
     a = rgba[..., 3:4] / 255.0
     expected = rgba[..., :3] * a + 255.0 * (1 - a)
     assert np.abs(white - expected)[soft].max() <= 1.0
+
+
+def test_band_only_canvas_equals_the_per_pixel_canvas():
+    """The unresampled placement does per-pixel work on the band only; it must give exactly what
+    visiting every canvas pixel gives (canvas, both previews, the quality counts), including a
+    region that runs past the canvas and a subject cut by the region's border."""
+    from avatarflow_matting.core import kernels
+    from avatarflow_matting.core.alpha import refine
+    from avatarflow_matting.core.pipeline import PREVIEW_DARK, PREVIEW_WHITE, _finish_canvas, trimap_from_mask
+
+    truth = soft_disc(300, radius=110.0)
+    truth[250:] = 1.0  # the subject reaches the region's bottom edge
+    image = composite(truth)
+    # A trimap like the pipeline's: eroded / dilated around the mask, so a band always separates
+    # known subject from known background.
+    known_fg, known_bg = trimap_from_mask(truth, 1.0)
+    solved = refine(image, known_fg, known_bg)
+    rgba = np.dstack([image, np.round(solved.alpha * 255).astype(np.uint8)])
+    white, dark = np.array(PREVIEW_WHITE, np.uint8), np.array(PREVIEW_DARK, np.uint8)
+    for shift in ((100.0, 200.0), (-40.0, 800.0), (900.0, -10.0)):
+        fast = _finish_canvas(rgba, 1.0, *shift, solved.band)
+        full = kernels.finish_canvas(rgba, int(shift[0]), int(shift[1]), CANVAS_SIZE, white, dark)
+        assert np.array_equal(fast.rgba, full[0])
+        assert np.array_equal(fast.on_white, full[1]) and np.array_equal(fast.on_dark, full[2])
+        assert (fast.covered_pixels, fast.soft_pixels, fast.outline_pixels) == full[3:]
+        assert fast.soft_pixels > 0 and fast.outline_pixels > 0

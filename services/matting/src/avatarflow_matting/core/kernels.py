@@ -343,8 +343,11 @@ def finish_band(
     into them and returns (soft pixels, soft pixels with alpha >= 128, outline pixels) with the
     same definitions as ``finish_canvas``.
 
-    Outline pixels can only be band pixels, known-subject pixels next to a band pixel below 128,
-    or opaque pixels on the region's border with the canvas's transparent margin beyond it."""
+    Precondition: the band separates known subject from known background (no known-subject pixel
+    4-adjacent to a known-background one), as the pipeline's trimaps guarantee (erosion and
+    dilation of one mask). Outline pixels can then only be band pixels, known-subject pixels next
+    to a band pixel below 128, or opaque pixels on the region's border with the canvas's
+    transparent margin beyond it."""
     size = canvas.shape[0]
     y0, x0, y1, x1 = rect
     counted = np.zeros((size, size), np.bool_)
