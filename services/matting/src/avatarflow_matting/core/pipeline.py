@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Literal
 
@@ -222,6 +223,15 @@ class _Canvas:
     outline_pixels: int  # alpha >= 128 with a 4-neighbour below
 
 
+@functools.cache
+def _solid_canvas(colour: tuple[int, int, int]) -> np.ndarray:
+    """A read-only canvas of one colour, made once: copying it is several times cheaper than
+    filling a fresh array with a 3-channel colour."""
+    solid = cv2.merge([np.full((CANVAS_SIZE, CANVAS_SIZE), channel, np.uint8) for channel in colour])
+    solid.flags.writeable = False
+    return solid
+
+
 def _finish_canvas(rgba: np.ndarray, scale: float, shift_x: float, shift_y: float, band: Band) -> _Canvas:
     """The region's RGBA mapped onto the canvas (region pixel p -> scale*p + shift), its previews
     and the counts behind the quality figures.
@@ -246,9 +256,8 @@ def _finish_canvas(rgba: np.ndarray, scale: float, shift_x: float, shift_y: floa
         opaque = cv2.compare(alpha, 255, cv2.CMP_EQ)
         rgb = cv2.cvtColor(canvas, cv2.COLOR_RGBA2RGB)
         previews = []
-        for colour in colours:
-            # Filled plane by plane (numpy's broadcast of a 3-tuple is far slower than memsets).
-            preview = cv2.merge([np.full(alpha.shape, channel, np.uint8) for channel in colour])
+        for colour in (PREVIEW_WHITE, PREVIEW_DARK):
+            preview = _solid_canvas(colour).copy()
             cv2.copyTo(rgb, opaque, preview)
             previews.append(preview)
         soft, soft_covered, outline = kernels.finish_band(
