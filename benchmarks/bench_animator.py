@@ -22,6 +22,7 @@ import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "animator"))
@@ -33,6 +34,7 @@ from avatarflow_animator.renderer import CPU_PROVIDER, CUDA_PROVIDER  # noqa: E4
 from onnx import TensorProto, helper  # noqa: E402
 
 TARGET_PACK_SECONDS = 5.0
+cv2.setNumThreads(1)  # the renderer's OpenCV calls (eyelids, mouth, quantising) on the one core too
 
 
 def gridsample_floor(frames: int, providers: list[str]) -> float:

@@ -9,8 +9,11 @@ import numpy as np
 import pytest
 from animator_fixtures import SAMPLE_IMAGES
 from animator_probe import atlas_cells, check_pack, decode_webm_rgba
+from avatarflow_animator import renderer as renderer_module
 from avatarflow_animator.core import downscale_cutout, render_pack, scale_face
 from avatarflow_animator.eyelids import EyelidLayer
+from avatarflow_animator.poses import REST, VISEME_POSES, FacePose
+from avatarflow_animator.renderer import RenderRequest
 from avatarflow_animator.rig import FaceRig
 from avatarflow_contracts.manifest import OVR_VISEMES, AvatarManifest
 
@@ -89,3 +92,19 @@ def test_eyelid_layer_is_empty_when_open_and_opaque_over_a_closed_eye(rendered):
     for upper, lower in EYE_OPENINGS:
         x, y = np.round(0.5 * (rig.landmarks[upper] + rig.landmarks[lower])).astype(int)
         assert closed[3, y - box[1], x - box[0]] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("frames_per_run", [2, 3, 8])
+def test_frames_do_not_depend_on_the_runs_and_repeated_poses_are_copies(
+    renderer, rendered, monkeypatch, frames_per_run
+):
+    cutout = rendered[SAMPLE_IMAGES[0]].cutout
+    source = downscale_cutout(cutout.rgba)
+    face = scale_face(cutout.face, source.shape[0])
+    moving = [FacePose(blink=0.5, head_roll_deg=1.0), FacePose(jaw_open=0.8, head_dx=1.5)]
+    poses = [REST, *(VISEME_POSES[v] for v in OVR_VISEMES[:6]), *moving, REST, moving[1]]  # 9 distinct
+    expected = renderer.render(RenderRequest(source, face, poses)).frames
+    monkeypatch.setattr(renderer_module, "FRAMES_PER_RUN", frames_per_run)
+    frames = renderer.render(RenderRequest(source, face, poses)).frames
+    assert np.array_equal(frames, expected)
+    assert np.array_equal(frames[-2], frames[0]) and np.array_equal(frames[-1], frames[-3])

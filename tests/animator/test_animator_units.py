@@ -9,6 +9,7 @@ import onnx
 import pytest
 from avatarflow_animator.graph import OPSET, build_warp_graph
 from avatarflow_animator.poses import VISEME_POSES
+from avatarflow_animator.renderer import _runs
 from avatarflow_animator.timeline import idle_poses
 from avatarflow_animator.visemes import letter_to_sound, text_to_visemes
 from avatarflow_contracts.manifest import AZURE_VISEME_TO_OVR, OVR_VISEMES, POLLY_VISEME_TO_OVR
@@ -61,6 +62,13 @@ def test_graph_is_a_valid_gridsample_graph():
     onnx.checker.check_model(model, full_check=True)
     assert OPSET >= 16
     assert "GridSample" in {node.op_type for node in model.graph.node}
+
+
+@pytest.mark.parametrize("count", [1, 2, 8, 9, 17, 23])
+def test_graph_runs_cover_every_frame_in_order_and_never_one_frame_alone(count):
+    runs = _runs(list(range(count)), 8)
+    assert [i for run in runs for i in dict.fromkeys(run)] == list(range(count))
+    assert all(2 <= len(run) <= 8 for run in runs)
 
 
 def test_idle_loop_is_periodic():

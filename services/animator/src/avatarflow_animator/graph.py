@@ -1,31 +1,26 @@
-"""The batched warp-and-composite ONNX graph, built with ``onnx.helper`` at start-up.
+"""The batched warp ONNX graph, built with ``onnx.helper`` at start-up.
 
 Only the *moving region* of the canvas goes through the graph: the box where some basis field is
-non-zero over visible content (head, hair, neck). Everything outside it is copied from the
-static rest frame inside the graph, so shoulders are bit-exact and no time is spent resampling
-pixels that cannot move. (Stacking all grids into one tall GridSample over a single source was
-measured 3x slower on onnxruntime's CPU kernel than a per-frame batch, so the source is Expanded.)
+non-zero over visible content (head, hair, neck). (Stacking all grids into one tall GridSample
+over a single source was measured 3x slower on onnxruntime's CPU kernel than a per-frame batch,
+so the source is Expanded.)
 
-Inputs (N frames per run; K basis fields; H x W canvas; moving region h x w; its sampling
-window h' x w' (the region grown by the largest displacement); mouth box hm x wm):
+Inputs (N frames per run; K basis fields; moving region h x w; its sampling window h' x w' (the
+region grown by the largest displacement)):
 
 - ``source``       (1, 4, h', w') float32  straight RGBA 0..1
 - ``basis``        (K, h*w*2)     float32  backward displacement fields, normalised grid units
 - ``identity``     (1, h, w, 2)   float32  the identity sampling grid of the region's pixels
 - ``coefficients`` (N, K)         float32  per-frame basis weights
-- ``eyelids``      (N, 4, he, we) float32  premultiplied eyelid layer (closing lids, lash line)
-- ``eyelid_pads``  (8,)           int64    Pad amounts placing the eyelid box in the region
-- ``mouth``        (N, 4, hm, wm) float32  premultiplied mouth-interior layer (cavity, teeth)
-- ``mouth_pads``   (8,)           int64    Pad amounts placing the mouth box in the region
-- ``static``       (1, H, W, 4)   uint8    the rest frame with the region zeroed (the outside)
-- ``region_pads``  (8,)           int64    Pad amounts placing the region on the canvas
 
-Output ``frames`` (N, H, W, 4) uint8 straight RGBA.
+Output ``warped`` (N, 4, h, w) float32 premultiplied RGBA of the region.
 
 Steps: premultiply -> fields = coefficients @ basis -> GridSample (bilinear on premultiplied
-colour, so edges never pick up the colour of transparent pixels) -> eyelids, then the mouth
-interior, composited *over* the warped face -> unpremultiply -> quantise -> channels last ->
-padded to the canvas and added to the static outside (disjoint supports, so Add is a paste).
+colour, so edges never pick up the colour of transparent pixels). Compositing the eyelid and
+mouth layers, unpremultiplying and quantising happen in the renderer, in numpy, in place and only
+over the boxes that have a layer: as ONNX nodes they were some twenty full-region passes (Pads of
+the layers to the region, Splits, Concats, each a fresh tensor) that took longer than the
+GridSample itself on one CPU core (measured), for the same float32 arithmetic.
 """
 
 from __future__ import annotations
@@ -45,26 +40,16 @@ def _const(name: str, values: np.ndarray) -> onnx.NodeProto:
 
 
 def build_warp_graph() -> onnx.ModelProto:
-    f32, i64 = TensorProto.FLOAT, TensorProto.INT64
+    f32 = TensorProto.FLOAT
     inputs = [
         helper.make_tensor_value_info("source", f32, [1, 4, "Hs", "Ws"]),
         helper.make_tensor_value_info("basis", f32, ["K", "HW2"]),
         helper.make_tensor_value_info("identity", f32, [1, "h", "w", 2]),
         helper.make_tensor_value_info("coefficients", f32, ["N", "K"]),
-        helper.make_tensor_value_info("eyelids", f32, ["N", 4, "he", "we"]),
-        helper.make_tensor_value_info("eyelid_pads", i64, [8]),
-        helper.make_tensor_value_info("mouth", f32, ["N", 4, "hm", "wm"]),
-        helper.make_tensor_value_info("mouth_pads", i64, [8]),
-        helper.make_tensor_value_info("static", TensorProto.UINT8, [1, "H", "W", 4]),
-        helper.make_tensor_value_info("region_pads", i64, [8]),
     ]
-    outputs = [helper.make_tensor_value_info("frames", TensorProto.UINT8, ["N", "H", "W", 4])]
+    outputs = [helper.make_tensor_value_info("warped", f32, ["N", 4, "h", "w"])]
     node = helper.make_node
     nodes = [
-        _const("one", np.array(1.0, np.float32)),
-        _const("eps", np.array(1e-6, np.float32)),
-        _const("zero", np.array(0.0, np.float32)),
-        _const("full_scale", np.array(255.0, np.float32)),
         _const("split_rgb_a", np.array([3, 1], np.int64)),
         _const("hw_start", np.array([1], np.int64)),  # h, w = Shape(identity)[1:3]
         _const("hw_end", np.array([3], np.int64)),
@@ -73,7 +58,6 @@ def build_warp_graph() -> onnx.ModelProto:
         _const("one_i", np.array([1], np.int64)),
         _const("two_i", np.array([2], np.int64)),
         _const("four_i", np.array([4], np.int64)),
-        _const("split_hw", np.array([1, 1], np.int64)),
         # Premultiply the (single) source once.
         node("Split", ["source", "split_rgb_a"], ["src_rgb", "src_a"], axis=1),
         node("Mul", ["src_rgb", "src_a"], ["src_rgb_p"]),
@@ -100,34 +84,6 @@ def build_warp_graph() -> onnx.ModelProto:
             padding_mode="zeros",
             align_corners=0,
         ),
-        node("Split", ["warped", "split_rgb_a"], ["w_rgb", "w_a"], axis=1),
-        # Eyelids over the warped face (premultiplied "over"; zero layers when the eyes are open).
-        node("Pad", ["eyelids", "eyelid_pads", "zero"], ["lids_full"], mode="constant"),
-        node("Split", ["lids_full", "split_rgb_a"], ["l_rgb", "l_a"], axis=1),
-        node("Sub", ["one", "l_a"], ["l_keep"]),
-        node("Mul", ["w_rgb", "l_keep"], ["lid_under_rgb"]),
-        node("Add", ["lid_under_rgb", "l_rgb"], ["w_rgb_shaded"]),
-        node("Mul", ["w_a", "l_keep"], ["lid_under_a"]),
-        node("Add", ["lid_under_a", "l_a"], ["w_a_lids"]),
-        # Mouth interior over the warped face (premultiplied "over").
-        node("Pad", ["mouth", "mouth_pads", "zero"], ["mouth_full"], mode="constant"),
-        node("Split", ["mouth_full", "split_rgb_a"], ["m_rgb", "m_a"], axis=1),
-        node("Sub", ["one", "m_a"], ["m_keep"]),
-        node("Mul", ["w_rgb_shaded", "m_keep"], ["under_rgb"]),
-        node("Add", ["under_rgb", "m_rgb"], ["out_rgb_p"]),
-        node("Mul", ["w_a_lids", "m_keep"], ["under_a"]),
-        node("Add", ["under_a", "m_a"], ["out_a"]),
-        # Back to straight alpha, 8 bits, channels last, pasted into the static frame.
-        node("Max", ["out_a", "eps"], ["safe_a"]),
-        node("Div", ["out_rgb_p", "safe_a"], ["out_rgb"]),
-        node("Concat", ["out_rgb", "out_a"], ["straight"], axis=1),
-        node("Mul", ["straight", "full_scale"], ["scaled"]),
-        node("Clip", ["scaled", "zero", "full_scale"], ["clipped"]),
-        node("Round", ["clipped"], ["rounded"]),
-        node("Cast", ["rounded"], ["bytes"], to=TensorProto.UINT8),
-        node("Transpose", ["bytes"], ["region_frames"], perm=[0, 2, 3, 1]),
-        node("Pad", ["region_frames", "region_pads"], ["placed"], mode="constant"),
-        node("Add", ["placed", "static"], ["frames"]),
     ]
     graph = helper.make_graph(nodes, "avatarflow_warp", inputs, outputs)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])

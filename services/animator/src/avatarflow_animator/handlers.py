@@ -7,6 +7,7 @@ import io
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import cv2
 import numpy as np
 from avatarflow_contracts import AvatarFailed, AvatarMatted, AvatarRendered, Envelope, ObjectRef
 from avatarflow_runtime.errors import PermanentError
@@ -62,6 +63,10 @@ class AnimationStage:
 
     async def start(self) -> None:
         threads = self.settings.animator_intra_op_threads or None
+        if threads:
+            # The renderer composites and quantises with OpenCV; its pool would otherwise size
+            # itself to the node's cores, not to the pod's share the setting describes.
+            cv2.setNumThreads(threads)
         self.renderer = await asyncio.get_running_loop().run_in_executor(
             self.executor,
             lambda: OnnxWarpRenderer(providers_for(self.settings.animator_execution_provider), threads),

@@ -15,7 +15,9 @@ class AnimatorSettings(ServiceSettings):
     )
     # Avatars rendered at once by one pod (each is one consumer in the group; they share the GPU).
     animator_max_in_flight: int = Field(default=1, ge=1, le=16, description="avatars rendered at once per pod")
-    animator_intra_op_threads: int = Field(default=0, ge=0, description="0 = onnxruntime default")
+    animator_intra_op_threads: int = Field(
+        default=0, ge=0, description="threads per render (onnxruntime and OpenCV); 0 = their defaults"
+    )
     animator_preview_text: str = Field(
         default="Hello! I am your new avatar, and I am ready to talk.",
         description="line spoken in the preview clip",
