@@ -80,10 +80,7 @@ def main() -> None:
         print(f"  full check        p50 {check[0] * 1e3:7.1f} ms  p95 {check[1] * 1e3:7.1f} ms")
         print(f"  full PIL decode   p50 {decode[0] * 1e3:7.1f} ms  p95 {decode[1] * 1e3:7.1f} ms")
         print(f"  MediaPipe alone   p50 {mediapipe[0] * 1e3:7.1f} ms  p95 {mediapipe[1] * 1e3:7.1f} ms")
-        print(
-            f"  check / full decode = {check[0] / decode[0]:.2f}"
-            f"   check / MediaPipe = {check[0] / mediapipe[0]:.2f}"
-        )
+        print(f"  check / full decode = {check[0] / decode[0]:.2f}   check / MediaPipe = {check[0] / mediapipe[0]:.2f}")
         if label == "1 MP":
             print(f"  validations/s (one core, p50) = {1.0 / check[0]:.1f}")
     validator.close()

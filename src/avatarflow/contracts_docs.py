@@ -37,7 +37,5 @@ def asyncapi_documents() -> dict[str, dict]:  # type: ignore[type-arg]
 def expected_files() -> dict[Path, str]:
     files = {SCHEMA_DIR / name: render(schema) for name, schema in event_schemas().items()}
     for service, doc in asyncapi_documents().items():
-        files[SCHEMA_DIR / "asyncapi" / f"{service}.asyncapi.json"] = (
-            json.dumps(doc, indent=2, sort_keys=True) + "\n"
-        )
+        files[SCHEMA_DIR / "asyncapi" / f"{service}.asyncapi.json"] = json.dumps(doc, indent=2, sort_keys=True) + "\n"
     return files

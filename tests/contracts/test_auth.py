@@ -30,9 +30,7 @@ def test_valid_editor_token() -> None:
 
 def test_viewer_cannot_act_as_editor() -> None:
     with pytest.raises(Forbidden):
-        require_editor(
-            verify_token(mint_token(SECRET, subject="u", space_id="A", role="viewer"), SECRET), "A"
-        )
+        require_editor(verify_token(mint_token(SECRET, subject="u", space_id="A", role="viewer"), SECRET), "A")
 
 
 def _unsigned(claims: dict[str, object]) -> str:

@@ -62,9 +62,7 @@ def test_every_code_has_an_editor_message_and_face_covering_points_to_support() 
 
 
 def test_reasons_are_ordered_most_actionable_first() -> None:
-    ordered = order_reasons(
-        [ReasonCode.FACE_COVERING, ReasonCode.BLURRY, ReasonCode.NO_FACE, ReasonCode.BLURRY]
-    )
+    ordered = order_reasons([ReasonCode.FACE_COVERING, ReasonCode.BLURRY, ReasonCode.NO_FACE, ReasonCode.BLURRY])
     assert ordered == [ReasonCode.NO_FACE, ReasonCode.BLURRY, ReasonCode.FACE_COVERING]
 
 

@@ -47,9 +47,7 @@ def profiles() -> dict[str, dict[str, Any]]:
     return {
         "default": {},
         "gpu-keda": gpu_keda,
-        "gpu-keda-strimzi": deep_merge(
-            gpu_keda, {"kafka": {"topics": {"provisioning": {"mode": "strimzi"}}}}
-        ),
+        "gpu-keda-strimzi": deep_merge(gpu_keda, {"kafka": {"topics": {"provisioning": {"mode": "strimzi"}}}}),
         "fixed-replicas": {"autoscaling": {"mode": "none"}, "networkPolicy": {"enabled": False}},
         "auto-partitions": {"kafka": {"topics": {"partitions": 0}}, "autoscaling": {"mode": "keda"}},
     }
@@ -309,9 +307,7 @@ def test_every_setting_of_the_service_is_wired(service: str, rendered: tuple[str
 def test_s3_endpoint_is_wired_when_set() -> None:
     manifests = render_chart({"config": {"s3": {"endpointUrl": "http://seaweedfs.storage:8333"}}})
     for deployment in of_kind(manifests, "Deployment"):
-        assert (
-            wired_env(deployment, manifests)["AVATARFLOW_S3_ENDPOINT_URL"] == "http://seaweedfs.storage:8333"
-        )
+        assert wired_env(deployment, manifests)["AVATARFLOW_S3_ENDPOINT_URL"] == "http://seaweedfs.storage:8333"
 
 
 def test_config_maps_hold_no_credentials(rendered: tuple[str, list[Manifest]]) -> None:
@@ -350,8 +346,7 @@ def test_network_policies_open_only_what_the_pipeline_needs(default_manifests: l
     (deny,) = [p for name, p in policies.items() if name.endswith("default-deny")]
     assert deny["spec"]["policyTypes"] == ["Ingress", "Egress"] and "ingress" not in deny["spec"]
     per_service = {
-        p["spec"]["podSelector"]["matchLabels"].get("app.kubernetes.io/component"): p
-        for p in policies.values()
+        p["spec"]["podSelector"]["matchLabels"].get("app.kubernetes.io/component"): p for p in policies.values()
     }
     for service in SERVICES:
         policy = per_service[service]

@@ -37,9 +37,7 @@ def sample_pipeline_metrics() -> str:
         buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
         registry=registry,
     )
-    in_flight = Gauge(
-        "avatarflow_renders_in_flight", "Avatar renders running in this pod.", registry=registry
-    )
+    in_flight = Gauge("avatarflow_renders_in_flight", "Avatar renders running in this pod.", registry=registry)
     processed.labels(stage="validator", outcome="validated").inc(3)
     processed.labels(stage="validator", outcome="rejected").inc()
     rejections.labels(reason="no_face").inc()

@@ -58,9 +58,7 @@ class EchoStage:
             env["ECHO_CRASH_ONCE_FILE"] = str(tmp / f"crash-{group}")
             env["ECHO_CRASH_ON"] = crash_on
         self.log = (tmp / f"echo-{uuid.uuid4().hex}.log").open("wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, str(ECHO)], env=env, stdout=self.log, stderr=subprocess.STDOUT
-        )
+        self.proc = subprocess.Popen([sys.executable, str(ECHO)], env=env, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
         while not self.ready.exists():
             assert self.proc.poll() is None, "echo stage died at start"

@@ -51,9 +51,7 @@ def find_event(stack: StackEndpoints, upload_id: str) -> tuple[ImageUploaded, di
     def has_it(records: list) -> bool:  # type: ignore[type-arg]
         return any(upload_id.encode() in r.value for r in records)
 
-    records = asyncio.run(
-        read_topic(stack.kafka_bootstrap, Topic.IMAGE_UPLOADED.value, until=has_it, timeout_s=30)
-    )
+    records = asyncio.run(read_topic(stack.kafka_bootstrap, Topic.IMAGE_UPLOADED.value, until=has_it, timeout_s=30))
     for record in records:
         if upload_id.encode() in record.value:
             return decode_event(record.value, ImageUploaded), record.headers, record.key
@@ -77,9 +75,7 @@ def test_upload_stores_object_and_publishes_event(
     assert key == b"space-a"  # partition key keeps one space's events in order
     assert parse_traceparent(headers["traceparent"]) == event.trace_id
     assert event.original.sha256 == hashlib.sha256(image).hexdigest() == body["sha256"]
-    assert "passwd" not in event.original.key and event.original.key.startswith(
-        f"originals/{event.upload_id}/"
-    )
+    assert "passwd" not in event.original.key and event.original.key.startswith(f"originals/{event.upload_id}/")
     stored = s3(stack).get_object(Bucket=event.original.bucket, Key=event.original.key)["Body"].read()
     assert hashlib.sha256(stored).hexdigest() == event.original.sha256
     assert event.original.content_type == "image/jpeg"

@@ -92,9 +92,7 @@ class Run:
             canvas_height=512,
             face=geometry(),
             method="person_model",
-            quality=MattingQuality(
-                alpha_coverage=0.4, edge_band_px=2, residual_background=0.01, confidence=0.5
-            ),
+            quality=MattingQuality(alpha_coverage=0.4, edge_band_px=2, residual_background=0.01, confidence=0.5),
             warnings=list(warnings),
         )
 
@@ -115,8 +113,7 @@ class Run:
     def rejected(self, reasons: tuple[ReasonCode, ...] = (ReasonCode.BLURRY,)) -> FaceRejected:
         ordered = order_reasons(list(reasons))
         checks = [
-            CheckResult(name=c.value, code=c, score=0.1, threshold=0.5, fails_when="<", passed=False)
-            for c in ordered
+            CheckResult(name=c.value, code=c, score=0.1, threshold=0.5, fails_when="<", passed=False) for c in ordered
         ]
         return FaceRejected(
             **self._common(1),

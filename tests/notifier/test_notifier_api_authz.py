@@ -171,9 +171,6 @@ async def test_concurrent_matrix_requests_do_not_interfere(spaces_with_data):
     token_a = tokens()["editor_a"]
     async with httpx.AsyncClient(base_url=spaces_with_data.base_url, timeout=15) as client:
         results = await asyncio.gather(
-            *[
-                call(client, "GET", f"/v1/spaces/{space}/avatar-status", token_a)
-                for space in [SPACE_A, SPACE_B] * 5
-            ]
+            *[call(client, "GET", f"/v1/spaces/{space}/avatar-status", token_a) for space in [SPACE_A, SPACE_B] * 5]
         )
     assert [s for s, _ in results] == [200, 403] * 5

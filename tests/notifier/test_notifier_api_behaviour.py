@@ -52,9 +52,7 @@ async def test_public_avatar_is_identical_for_rejected_and_no_upload(live_server
         a, b = await public_view(client, rejected), await public_view(client, empty)
     assert a == b
     body = json.loads(a[1])
-    assert body["kind"] == "default" and body["poster"]["url"].startswith(
-        "/v1/public/assets/catalogue/aurora/"
-    )
+    assert body["kind"] == "default" and body["poster"]["url"].startswith("/v1/public/assets/catalogue/aurora/")
 
 
 async def test_public_avatar_streams_the_ready_pack_from_s3(live_server, s3):
@@ -63,9 +61,7 @@ async def test_public_avatar_streams_the_ready_pack_from_s3(live_server, s3):
     rendered = run.rendered()
     video = bytes(range(256)) * 40
     s3.client.put_object(Bucket=BUCKET, Key=rendered.idle_loop.key, Body=video, ContentType="video/webm")
-    s3.client.put_object(
-        Bucket=BUCKET, Key=rendered.poster.key, Body=b"\x89PNG-poster", ContentType="image/png"
-    )
+    s3.client.put_object(Bucket=BUCKET, Key=rendered.poster.key, Body=b"\x89PNG-poster", ContentType="image/png")
     store = await replica_store(live_server)
     await apply_event(store, run.uploaded())
     await apply_event(store, rendered)
@@ -93,18 +89,11 @@ async def test_catalogue_listing_and_choosing_an_avatar(live_server):
         assert ids == ["aurora", "basil", "coral", "dune"]
         poster = await client.get(catalogue["items"][1]["poster"]["url"])
         assert poster.status_code == 200 and poster.content.startswith(b"\x89PNG")
-        missing = await client.post(
-            f"/v1/spaces/{space}/avatar/choose-pregenerated", json={"avatar_id": "nope"}
-        )
+        missing = await client.post(f"/v1/spaces/{space}/avatar/choose-pregenerated", json={"avatar_id": "nope"})
         assert missing.status_code == 404
-        chosen = await client.post(
-            f"/v1/spaces/{space}/avatar/choose-pregenerated", json={"avatar_id": "basil"}
-        )
+        chosen = await client.post(f"/v1/spaces/{space}/avatar/choose-pregenerated", json={"avatar_id": "basil"})
         assert chosen.status_code == 200
-        assert (
-            chosen.json()["avatar"]["kind"] == "pregenerated"
-            and chosen.json()["avatar"]["avatar_id"] == "basil"
-        )
+        assert chosen.json()["avatar"]["kind"] == "pregenerated" and chosen.json()["avatar"]["avatar_id"] == "basil"
     async with httpx.AsyncClient(base_url=live_server.base_url, timeout=15) as client:
         public = (await client.get(f"/v1/public/spaces/{space}/avatar")).json()
     assert public["kind"] == "pregenerated" and "/catalogue/basil/" in public["poster"]["url"]
@@ -120,9 +109,7 @@ async def test_uploads_history_paginates(live_server):
     async with httpx.AsyncClient(base_url=live_server.base_url, timeout=15, headers=editor(space)) as client:
         first = (await client.get(f"/v1/spaces/{space}/uploads", params={"limit": 2})).json()
         second = (
-            await client.get(
-                f"/v1/spaces/{space}/uploads", params={"limit": 2, "cursor": first["next_cursor"]}
-            )
+            await client.get(f"/v1/spaces/{space}/uploads", params={"limit": 2, "cursor": first["next_cursor"]})
         ).json()
         bad = await client.get(f"/v1/spaces/{space}/uploads", params={"cursor": "!!"})
     got = [u["upload_id"] for u in first["items"] + second["items"]]

@@ -21,9 +21,7 @@ def rank(state: status.UploadState) -> int:
 
 
 def view(states, pick=None, dismissed=None):
-    return space_view(
-        "space-a", states.values(), pick=pick, dismissed_upload_id=dismissed, support_url=SUPPORT
-    )
+    return space_view("space-a", states.values(), pick=pick, dismissed_upload_id=dismissed, support_url=SUPPORT)
 
 
 # ---- reducer: examples ----------------------------------------------------------------------

@@ -25,9 +25,7 @@ def new_space() -> str:
 async def test_pipeline_run_reaches_ready_and_sets_the_avatar(store):
     space = new_space()
     run = Run(space, T0)
-    changes = [
-        await apply_event(store, e) for e in (run.uploaded(), run.validated(), run.matted(), run.rendered())
-    ]
+    changes = [await apply_event(store, e) for e in (run.uploaded(), run.validated(), run.matted(), run.rendered())]
     assert [c.upload_status for c in changes] == ["processing"] * 3 + ["ready"]
     assert [c.version for c in changes] == [1, 2, 3, 4]
     version, view = await store.view(space)
@@ -157,9 +155,7 @@ async def test_concurrent_consumers_converge_to_the_pure_result(db_url):
         for upload_id, state in expected.items():
             assert await consumers[0].upload(upload_id) == state
         _, view = await consumers[0].view(space)
-        pure = status.space_view(
-            space, expected.values(), pick=None, dismissed_upload_id=None, support_url=SUPPORT
-        )
+        pure = status.space_view(space, expected.values(), pick=None, dismissed_upload_id=None, support_url=SUPPORT)
         assert view == pure
         # Exactly one version per distinct state change, no matter how the work interleaved.
         assert await consumers[0].space_version(space) >= len(expected)

@@ -61,9 +61,7 @@ async def publish_uploads(stack: StackEndpoints, events: list[ImageUploaded]) ->
     await producer.start()
     try:
         for event in events:
-            await producer.send_and_wait(
-                Topic.IMAGE_UPLOADED.value, encode_event(event), key=event.space_id.encode()
-            )
+            await producer.send_and_wait(Topic.IMAGE_UPLOADED.value, encode_event(event), key=event.space_id.encode())
     finally:
         await producer.stop()
 
@@ -112,9 +110,7 @@ def test_platform_events_are_validated_or_rejected(
     stack: StackEndpoints, validator: ServiceProcess, shared_dir: Path
 ) -> None:
     images = shared_dir / "avatar-images"
-    good = platform_event(
-        put_original(stack, (images / "accept_photo__man-suit-plain-bg.jpg").read_bytes()), "s-v1"
-    )
+    good = platform_event(put_original(stack, (images / "accept_photo__man-suit-plain-bg.jpg").read_bytes()), "s-v1")
     landscape = platform_event(
         put_original(stack, (images / "no_face__golden-gate-landscape.jpg").read_bytes()), "s-v1"
     )
@@ -166,9 +162,7 @@ def test_two_validators_split_the_partitions(
     stack: StackEndpoints, validator: ServiceProcess, tmp_path: Path, shared_dir: Path
 ) -> None:
     first_log_before = len(validator.log_tail(10**9))
-    second = ServiceProcess(
-        "validator", {**stack.service_env(), **FAST_GROUP_ENV}, tmp_path / "v2.log"
-    ).start()
+    second = ServiceProcess("validator", {**stack.service_env(), **FAST_GROUP_ENV}, tmp_path / "v2.log").start()
     try:
         image = (shared_dir / "avatar-images" / "accept_photo__bald-man-white-bg.jpg").read_bytes()
         ref = put_original(stack, image)

@@ -80,9 +80,7 @@ def test_covered_eyes_and_mouth_fail(portrait: tuple[np.ndarray, np.ndarray]) ->
     shades = rgb.copy()
     for eye in (lm.EYE_IMAGE_LEFT, lm.EYE_IMAGE_RIGHT):
         centre = lm.points(mesh, eye).mean(axis=0)
-        cv2.circle(
-            shades, (int(centre[0]), int(centre[1])), int(0.35 * lm.inter_ocular(mesh)), (15, 15, 18), -1
-        )
+        cv2.circle(shades, (int(centre[0]), int(centre[1])), int(0.35 * lm.inter_ocular(mesh)), (15, 15, 18), -1)
     assert _failed(checks.check_eyes(shades, mesh, T))
     masked = rgb.copy()
     lower = lm.points(mesh, lm.LOWER_FACE).astype(np.int32)

@@ -20,9 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     mint.add_argument("--ttl", type=int, default=3600)
     mint.set_defaults(handler=_mint_token)
 
-    export = subparsers.add_parser(
-        "export-schemas", help="write (or --check) the JSON Schemas and AsyncAPI docs"
-    )
+    export = subparsers.add_parser("export-schemas", help="write (or --check) the JSON Schemas and AsyncAPI docs")
     export.add_argument("--check", action="store_true", help="exit 1 if the committed files differ")
     export.set_defaults(handler=_export_schemas)
 
@@ -35,9 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     rejections.add_argument("--json", action="store_true")
     rejections.set_defaults(handler=_rejections)
 
-    replay = subparsers.add_parser(
-        "replay-dlq", help="re-publish dead-lettered records to their topics after a fix"
-    )
+    replay = subparsers.add_parser("replay-dlq", help="re-publish dead-lettered records to their topics after a fix")
     replay.add_argument("--bootstrap", default=None)
     replay.add_argument("--topic", default=None, help="only records that came from this topic")
     replay.add_argument("--since", default=None, help="only records dead-lettered since (ISO or 30m/24h/7d)")
@@ -124,16 +120,12 @@ def _rejections(args: argparse.Namespace) -> int:
     from avatarflow.devstack.topics import read_topic
 
     since = parse_since(args.since)
-    records = asyncio.run(
-        read_topic(_bootstrap(args.bootstrap), Topic.FACE_REJECTED.value, idle_s=2, timeout_s=120)
-    )
+    records = asyncio.run(read_topic(_bootstrap(args.bootstrap), Topic.FACE_REJECTED.value, idle_s=2, timeout_s=120))
     counts, uploads = count_rejections(records, since)
     if args.group:
         asyncio.run(_commit_group(_bootstrap(args.bootstrap), args.group, Topic.FACE_REJECTED.value, records))
     if args.json:
-        print(
-            json.dumps({"since": since.isoformat(), "rejected_uploads": uploads, "by_reason": dict(counts)})
-        )
+        print(json.dumps({"since": since.isoformat(), "rejected_uploads": uploads, "by_reason": dict(counts)}))
     else:
         print(f"face.rejected since {since.isoformat()}: {uploads} upload(s)")
         for code, n in counts.most_common():
@@ -152,9 +144,7 @@ async def _commit_group(bootstrap: str, group: str, topic: str, records: list[An
     await consumer.start()
     try:
         consumer.assign([TopicPartition(topic, p) for p in last])
-        await consumer.commit(
-            {TopicPartition(topic, p): OffsetAndMetadata(o + 1, "") for p, o in last.items()}
-        )
+        await consumer.commit({TopicPartition(topic, p): OffsetAndMetadata(o + 1, "") for p, o in last.items()})
     finally:
         await consumer.stop()
 

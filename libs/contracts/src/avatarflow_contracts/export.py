@@ -13,9 +13,7 @@ SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
 
 def event_schemas() -> dict[str, dict[str, Any]]:
     """File name -> JSON Schema, for every topic's payload and the dead-letter record."""
-    schemas = {
-        f"{topic.value}.schema.json": model.model_json_schema() for topic, model in EVENT_MODELS.items()
-    }
+    schemas = {f"{topic.value}.schema.json": model.model_json_schema() for topic, model in EVENT_MODELS.items()}
     schemas["dead-letter.schema.json"] = DeadLetter.model_json_schema()
     try:
         from .manifest import AvatarManifest

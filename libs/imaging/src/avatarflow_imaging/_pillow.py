@@ -53,8 +53,7 @@ def open_checked(data: bytes, *, max_pixels: int, max_side: int) -> tuple[str, I
         raise ImageTooLarge(f"the image dimensions are too large to decode safely ({exc})") from exc
     except Exception as exc:  # Pillow raises many types for malformed headers.
         raise UnreadableImage(
-            f"the {fmt.upper()} header could not be parsed: the file is damaged or truncated "
-            f"({_describe(exc)})"
+            f"the {fmt.upper()} header could not be parsed: the file is damaged or truncated ({_describe(exc)})"
         ) from exc
     width, height = image.size
     if width <= 0 or height <= 0:
@@ -62,9 +61,7 @@ def open_checked(data: bytes, *, max_pixels: int, max_side: int) -> tuple[str, I
     if width > max_side or height > max_side:
         raise ImageTooLarge(f"the image is {width}x{height}; no side may exceed {max_side} pixels")
     if width * height > max_pixels:
-        raise ImageTooLarge(
-            f"the image is {width}x{height} = {width * height} pixels; the limit is {max_pixels}"
-        )
+        raise ImageTooLarge(f"the image is {width}x{height} = {width * height} pixels; the limit is {max_pixels}")
     return fmt, image
 
 

@@ -31,9 +31,7 @@ def admit(data: bytes, *, max_bytes: int, max_pixels: int, max_side: int) -> Adm
     if not data:
         raise Refusal(400, "empty_file", "The uploaded file is empty.")
     if len(data) > max_bytes:
-        raise Refusal(
-            413, "file_too_large", f"The file is larger than the {max_bytes // (1024 * 1024)} MB limit."
-        )
+        raise Refusal(413, "file_too_large", f"The file is larger than the {max_bytes // (1024 * 1024)} MB limit.")
     if sniff_format(data) is None:
         raise Refusal(415, "unsupported_type", "Only JPEG, PNG, WebP and HEIC/HEIF images are supported.")
     try:

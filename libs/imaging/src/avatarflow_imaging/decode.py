@@ -47,9 +47,7 @@ class DecodedImage:
         return int(self.rgb.shape[0])
 
 
-def decode_image(
-    data: bytes, *, max_pixels: int = 50_000_000, max_long_side: int | None = None
-) -> DecodedImage:
+def decode_image(data: bytes, *, max_pixels: int = 50_000_000, max_long_side: int | None = None) -> DecodedImage:
     """Decode the first frame to upright RGB; at most ``max_long_side`` on its long side if given.
 
     JPEGs are decoded directly at 1/2, 1/4 or 1/8 scale (libjpeg DCT scaling via ``draft``) when

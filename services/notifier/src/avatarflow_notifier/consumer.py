@@ -23,9 +23,7 @@ from .settings import NotifierSettings
 from .store import StatusStore
 
 TITLE = "avatarflow notifier"
-DESCRIPTION = (
-    "Keeps each space's avatar status and serves it to the space's editors (and nothing else to viewers)."
-)
+DESCRIPTION = "Keeps each space's avatar status and serves it to the space's editors (and nothing else to viewers)."
 
 
 def build_runtime(settings: NotifierSettings, store: StatusStore | None) -> ServiceRuntime:

@@ -26,15 +26,9 @@ class NotifierSettings(ServiceSettings):
         gt=0,
         description="how often an open SSE stream re-reads its space (other replicas' writes)",
     )
-    notifier_sse_ping_interval_s: float = Field(
-        default=15.0, gt=0, description="SSE keep-alive ping interval"
-    )
-    notifier_catalogue_prefix: str = Field(
-        default="catalogue/", description="S3 prefix of the pre-generated avatars"
-    )
-    notifier_catalogue_cache_s: float = Field(
-        default=30.0, ge=0, description="catalogue index cache lifetime"
-    )
+    notifier_sse_ping_interval_s: float = Field(default=15.0, gt=0, description="SSE keep-alive ping interval")
+    notifier_catalogue_prefix: str = Field(default="catalogue/", description="S3 prefix of the pre-generated avatars")
+    notifier_catalogue_cache_s: float = Field(default=30.0, ge=0, description="catalogue index cache lifetime")
     notifier_migrate_on_start: bool = Field(
         default=False,
         description="run Alembic migrations at start (SQLite/local; production runs a migration Job)",

@@ -53,8 +53,7 @@ STAGE_ORDER: tuple[Stage, ...] = ("uploaded", "validated", "matted")
 PACK_ASSETS: tuple[str, ...] = ("poster", "idle_loop", "manifest", "viseme_atlas", "preview_clip")
 
 PROMPT_TEMPLATE = (
-    "Your avatar image couldn't be used: {message} "
-    "Upload a different image or choose one of the pre-generated avatars."
+    "Your avatar image couldn't be used: {message} Upload a different image or choose one of the pre-generated avatars."
 )
 FACE_COVERING_TEMPLATE = (
     "Your avatar image couldn't be used: {message} "
@@ -133,9 +132,7 @@ def _rank(state: UploadState) -> int:
 
 
 def _asset(ref: Any) -> AssetRef:
-    return AssetRef(
-        bucket=ref.bucket, key=ref.key, content_type=ref.content_type, sha256=ref.sha256, size=ref.size
-    )
+    return AssetRef(bucket=ref.bucket, key=ref.key, content_type=ref.content_type, sha256=ref.sha256, size=ref.size)
 
 
 def _merge_warnings(current: Iterable[str], new: Iterable[str]) -> tuple[str, ...]:
@@ -302,9 +299,7 @@ def choose_avatar(newest_ready: UploadState | None, pick: Pick | None) -> Curren
     if pick is not None and (upload_candidate is None or pick.picked_at >= upload_candidate.order_at):
         return CurrentAvatar(kind="pregenerated", avatar_id=pick.avatar_id)
     if upload_candidate is not None:
-        return CurrentAvatar(
-            kind="custom", upload_id=upload_candidate.upload_id, assets=upload_candidate.pack
-        )
+        return CurrentAvatar(kind="custom", upload_id=upload_candidate.upload_id, assets=upload_candidate.pack)
     return DEFAULT_AVATAR
 
 
@@ -345,9 +340,7 @@ def _reason_message(code: str, fallback: str | None) -> str:
         return fallback or code
 
 
-def build_prompt(
-    latest: UploadState | None, dismissed_upload_id: str | None, *, support_url: str
-) -> Prompt | None:
+def build_prompt(latest: UploadState | None, dismissed_upload_id: str | None, *, support_url: str) -> Prompt | None:
     """The prompt for the space's latest upload, or None.
 
     Only the latest upload can raise it (an older upload's rejection is moot once the editor

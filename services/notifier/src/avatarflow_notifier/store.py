@@ -188,9 +188,7 @@ class StatusStore:
                 .values(space_id=space_id, version=0, updated_at=now)
                 .on_conflict_do_nothing(index_elements=["space_id"])
             )
-            row = (
-                await conn.execute(select(spaces).where(spaces.c.space_id == space_id).with_for_update())
-            ).one()
+            row = (await conn.execute(select(spaces).where(spaces.c.space_id == space_id).with_for_update())).one()
             yield conn, dict(row._mapping)
 
     async def _latest(self, conn: AsyncConnection, space_id: str, *, ready_only: bool) -> UploadState | None:
@@ -323,17 +321,13 @@ class StatusStore:
                 return 0, status.SpaceView(space_id, None, status.DEFAULT_AVATAR, None)
             latest = None
             if space.latest_upload_id:
-                row = (
-                    await conn.execute(select(uploads).where(uploads.c.upload_id == space.latest_upload_id))
-                ).first()
+                row = (await conn.execute(select(uploads).where(uploads.c.upload_id == space.latest_upload_id))).first()
                 latest = upload_from_row(row) if row else None
         view = SpaceView(
             space_id=space_id,
             latest=latest,
             avatar=avatar_from_json(space.avatar),
-            prompt=status.build_prompt(
-                latest, space.prompt_dismissed_upload_id, support_url=self.support_url
-            ),
+            prompt=status.build_prompt(latest, space.prompt_dismissed_upload_id, support_url=self.support_url),
             hints=status.build_hints(latest),
         )
         return int(space.version), view
@@ -353,8 +347,7 @@ class StatusStore:
         if before is not None:
             order_at, upload_id = before
             query = query.where(
-                (uploads.c.order_at < order_at)
-                | ((uploads.c.order_at == order_at) & (uploads.c.upload_id < upload_id))
+                (uploads.c.order_at < order_at) | ((uploads.c.order_at == order_at) & (uploads.c.upload_id < upload_id))
             )
         query = query.order_by(uploads.c.order_at.desc(), uploads.c.upload_id.desc()).limit(limit)
         async with self.engine.connect() as conn:

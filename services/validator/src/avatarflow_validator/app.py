@@ -22,17 +22,13 @@ TITLE = "avatarflow validator"
 DESCRIPTION = "Decides whether an uploaded image can become an avatar; also answers a synchronous pre-check."
 
 
-def build_runtime(
-    settings: ValidatorSettings, *, with_storage: bool = True
-) -> tuple[ServiceRuntime, ValidationStage]:
+def build_runtime(settings: ValidatorSettings, *, with_storage: bool = True) -> tuple[ServiceRuntime, ValidationStage]:
     runtime = ServiceRuntime.create(settings, with_storage=with_storage)
     stage = ValidationStage(runtime.store, settings)  # type: ignore[arg-type]
     runtime.bus.declare(Topic.FACE_VALIDATED, FaceValidated, "The image can become an avatar")
     runtime.bus.declare(Topic.FACE_REJECTED, FaceRejected, "The image was rejected, with every failed check")
     runtime.bus.declare(Topic.AVATAR_FAILED, AvatarFailed, "Validation failed for good after retries")
-    spec = StageSpec(
-        Topic.IMAGE_UPLOADED, ConsumerGroup.VALIDATOR.value, ImageUploaded, stage.handle, stage.on_failure
-    )
+    spec = StageSpec(Topic.IMAGE_UPLOADED, ConsumerGroup.VALIDATOR.value, ImageUploaded, stage.handle, stage.on_failure)
     stage_consumer(runtime.broker, runtime.bus, settings, spec)
     runtime.on_startup.append(stage.start)
     runtime.on_shutdown.append(stage.stop)

@@ -89,9 +89,7 @@ def score(labels: Iterable[Label], decisions: dict[str, Decision]) -> Report:
             right = reason_right
             for code in label.reasons | reported:
                 row = report.confusion.setdefault(code, [0, 0, 0])
-                row[
-                    0 if code in label.reasons and code in reported else 1 if code in label.reasons else 2
-                ] += 1
+                row[0 if code in label.reasons and code in reported else 1 if code in label.reasons else 2] += 1
         elif not decision.accepted:
             for code in reported:
                 report.confusion.setdefault(code, [0, 0, 0])[2] += 1
@@ -125,9 +123,7 @@ class HaarBaseline:
         return Decision(file, False, ("no_face",) if count == 0 else ("multiple_faces",))
 
 
-def decide_all(
-    labels: list[Label], folder: Path, decide: Callable[[str, bytes], Decision]
-) -> dict[str, Decision]:
+def decide_all(labels: list[Label], folder: Path, decide: Callable[[str, bytes], Decision]) -> dict[str, Decision]:
     return {label.file: decide(label.file, (folder / label.file).read_bytes()) for label in labels}
 
 

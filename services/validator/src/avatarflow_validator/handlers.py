@@ -47,9 +47,7 @@ class ValidationStage:
 
     async def validate(self, data: bytes) -> ValidationOutcome:
         assert self.validator is not None, "stage not started"
-        return await asyncio.get_running_loop().run_in_executor(
-            self.executor, self.validator.validate_bytes, data
-        )
+        return await asyncio.get_running_loop().run_in_executor(self.executor, self.validator.validate_bytes, data)
 
     async def handle(self, event: ImageUploaded) -> list[Envelope]:
         data = await self.store.get_bytes(event.original, max_bytes=self.settings.ingest_max_upload_bytes)

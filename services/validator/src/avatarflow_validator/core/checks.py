@@ -100,9 +100,7 @@ def check_resolution(
     """Inter-ocular distance and image short side, both in ORIGINAL image pixels."""
     iod_original = lm.inter_ocular(landmarks) / max(scale, 1e-9)
     return [
-        result(
-            "inter_ocular_px", ReasonCode.LOW_RESOLUTION, iod_original, thresholds.min_inter_ocular_px, "<"
-        ),
+        result("inter_ocular_px", ReasonCode.LOW_RESOLUTION, iod_original, thresholds.min_inter_ocular_px, "<"),
         result(
             "image_short_side_px",
             ReasonCode.LOW_RESOLUTION,
@@ -113,9 +111,7 @@ def check_resolution(
     ]
 
 
-def check_sharpness(
-    rgb: np.ndarray, landmarks: np.ndarray, thresholds: ValidatorThresholds
-) -> list[CheckResult]:
+def check_sharpness(rgb: np.ndarray, landmarks: np.ndarray, thresholds: ValidatorThresholds) -> list[CheckResult]:
     grey = ms.grey(rgb)
     face = ms.square_face_crop(grey, landmarks)
     if face.size == 0:
@@ -128,9 +124,7 @@ def check_sharpness(
     ]
 
 
-def check_lighting(
-    rgb: np.ndarray, landmarks: np.ndarray, thresholds: ValidatorThresholds
-) -> list[CheckResult]:
+def check_lighting(rgb: np.ndarray, landmarks: np.ndarray, thresholds: ValidatorThresholds) -> list[CheckResult]:
     shadows, highlights = ms.face_lstar_percentiles(rgb, landmarks)
     light = ms.lighting(rgb, landmarks)
     return [
@@ -141,9 +135,7 @@ def check_lighting(
             thresholds.min_face_highlight_lstar,
             "<",
         ),
-        result(
-            "face_shadows_lstar", ReasonCode.POOR_LIGHTING, shadows, thresholds.max_face_shadow_lstar, ">"
-        ),
+        result("face_shadows_lstar", ReasonCode.POOR_LIGHTING, shadows, thresholds.max_face_shadow_lstar, ">"),
         result(
             "face_clipped",
             ReasonCode.POOR_LIGHTING,
@@ -207,9 +199,7 @@ def check_background(rgb: np.ndarray, landmarks: np.ndarray, thresholds: Validat
     )
 
 
-def illustration_hint(
-    rgb: np.ndarray, landmarks: np.ndarray, thresholds: ValidatorThresholds
-) -> tuple[bool, float]:
+def illustration_hint(rgb: np.ndarray, landmarks: np.ndarray, thresholds: ValidatorThresholds) -> tuple[bool, float]:
     face = ms.square_face_crop(ms.grey(rgb), landmarks)
     noise = ms.noise_level(ms.resampled(face, ms.FACE_CROP_SIZE)) if face.size else 0.0
     return noise < thresholds.illustration_max_noise, noise

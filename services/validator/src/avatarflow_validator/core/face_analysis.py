@@ -123,9 +123,7 @@ def head_pose(landmarks: np.ndarray, image_width: int, image_height: int) -> Hea
     """Yaw, pitch, roll (degrees) of the canonical head fitted to six mesh landmarks by solvePnP."""
     image_points = landmarks[list(_MODEL_LANDMARKS), :2].astype(np.float64)
     focal = float(max(image_width, image_height))
-    camera = np.array(
-        [[focal, 0, image_width / 2], [0, focal, image_height / 2], [0, 0, 1]], dtype=np.float64
-    )
+    camera = np.array([[focal, 0, image_width / 2], [0, focal, image_height / 2], [0, 0, 1]], dtype=np.float64)
     # Start from a frontal head at the distance its eye span implies: without a guess the
     # iterative solver sometimes lands on the mirrored solution (head behind the camera, roll 180).
     eye_span = max(float(np.linalg.norm(image_points[3] - image_points[2])), 1.0)
@@ -229,9 +227,7 @@ class FaceAnalyzer:
         factor = 1.0
         if side_px > self.MESH_CROP_MAX_SIDE:
             factor = self.MESH_CROP_MAX_SIDE / side_px
-            crop = cv2.resize(
-                crop, (self.MESH_CROP_MAX_SIDE, self.MESH_CROP_MAX_SIDE), interpolation=cv2.INTER_AREA
-            )
+            crop = cv2.resize(crop, (self.MESH_CROP_MAX_SIDE, self.MESH_CROP_MAX_SIDE), interpolation=cv2.INTER_AREA)
         result = self._mesh.process(np.ascontiguousarray(crop))
         if not result.multi_face_landmarks:
             return None

@@ -285,9 +285,7 @@ def eye_surround_difference(rgb: np.ndarray, landmarks: np.ndarray) -> float:
             1.0,
         ),
     ):
-        references = [
-            r for r in (median_at(landmarks[cheek_index, :2], 0.15 * iod), forehead) if r is not None
-        ]
+        references = [r for r in (median_at(landmarks[cheek_index, :2], 0.15 * iod), forehead) if r is not None]
         centres = (
             landmarks[below, :2],
             landmarks[outer, :2] + outward * axis * 0.15 * iod,
@@ -355,9 +353,7 @@ def graphic_shape(rgb: np.ndarray) -> GraphicShape:
         return GraphicShape(palette_share, plain_border, 0.0, 0.0, 0.0, 0.0, (0.5, 0.5))
     largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
     area = float(stats[largest, cv2.CC_STAT_AREA])
-    contours, _ = cv2.findContours(
-        (labels == largest).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE
-    )
+    contours, _ = cv2.findContours((labels == largest).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     outline = max(contours, key=cv2.contourArea)
     hull_area = float(cv2.contourArea(cv2.convexHull(outline)))
     box_width, box_height = stats[largest, cv2.CC_STAT_WIDTH], stats[largest, cv2.CC_STAT_HEIGHT]

@@ -95,9 +95,7 @@ def face_geometry(analysis: FaceAnalysis, score: float) -> FaceGeometry:
     )
 
 
-def _rejection(
-    reason: ReasonCode, checks_run: list[CheckResult], image: DecodedImage | None
-) -> ValidationOutcome:
+def _rejection(reason: ReasonCode, checks_run: list[CheckResult], image: DecodedImage | None) -> ValidationOutcome:
     extra = [ReasonCode(c.code) for c in checks_run if not c.passed and c.severity == "reject"]
     return ValidationOutcome(
         accepted=False,
@@ -160,9 +158,7 @@ class Validator:
             return self._decide(run, image, analysis, illustration=False, confirmed=confirmed)
         rgb = image.rgb
         run.extend(checks.check_pose(analysis, t))
-        run.extend(
-            checks.check_resolution(mesh, image.scale, (image.original_width, image.original_height), t)
-        )
+        run.extend(checks.check_resolution(mesh, image.scale, (image.original_width, image.original_height), t))
         # Face checks only look at the face: measure on its neighbourhood (same pixels, far cheaper).
         face_rgb, face_mesh = face_region(rgb, mesh)
         run.extend(checks.check_sharpness(face_rgb, face_mesh, t))
@@ -189,9 +185,7 @@ class Validator:
         reasons = order_reasons([ReasonCode(c.code) for c in failed])
         # Weak-detection rule: a face only one detector saw, with moderate confidence, that passes
         # every other check is most likely not a human face at all (an animal, a pattern).
-        confirmation = checks.result(
-            "face_confirmed", ReasonCode.NO_FACE, confirmed, t.confirmed_face_score, "<"
-        )
+        confirmation = checks.result("face_confirmed", ReasonCode.NO_FACE, confirmed, t.confirmed_face_score, "<")
         if not reasons and not confirmation.passed:
             reasons = [ReasonCode.NO_FACE]
         run = [*run, confirmation.model_copy(update={"passed": confirmation.passed or bool(failed)})]

@@ -40,9 +40,7 @@ def upgrade() -> None:
         sa.Column("updated_at", UtcDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("upload_id", name="pk_notifier_uploads"),
     )
-    op.create_index(
-        "ix_notifier_uploads_space_order", "notifier_uploads", ["space_id", "order_at", "upload_id"]
-    )
+    op.create_index("ix_notifier_uploads_space_order", "notifier_uploads", ["space_id", "order_at", "upload_id"])
     op.create_table(
         "notifier_spaces",
         sa.Column("space_id", sa.String(128), nullable=False),
