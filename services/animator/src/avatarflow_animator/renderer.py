@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-import cv2
 import numpy as np
 from avatarflow_contracts import FaceGeometry
 
@@ -142,9 +141,6 @@ class OnnxWarpRenderer:
         ex0, ey0, ex1, ey1 = lid_box
         lid_fields = rig.dense_basis(lid_box)  # (K, he*we, 2) backward fields at the lid pixels
         lid_pixels = rig.pixel_centres(lid_box)
-        # Layer boxes relative to the region (the rows/columns of ``warped`` they cover).
-        lid_at = (slice(ey0 - y0, ey1 - y0), slice(ex0 - x0, ex1 - x0))
-        mouth_at = (slice(my0 - y0, my1 - y0), slice(mx0 - x0, mx1 - x0))
         blinks = [min(max(pose.blink, 0.0), 1.0) for pose in poses]
         # A pose that recurs (the rest pose as the "sil" cell, the idle frames the preview
         # starts from) is drawn once and copied: within a request a frame depends on its pose alone.
@@ -156,50 +152,55 @@ class OnnxWarpRenderer:
         # The inner lips of every drawn frame whose jaw is open, in one vectorised fixed-point solve.
         opening = [i for i in drawn if coefficients[i, BASIS_NAMES.index("jaw")] > 0.0]
         lips = dict(zip(opening, rig.inner_lips(coefficients[opening]), strict=True))
-        _paste_outside(frames, source, region)
-        fixed = {"source": straight[None], "basis": basis, "identity": region_identity_grid(region, window)}
+        outside = source.copy()
+        outside[y0:y1, x0:x1] = 0
+        fixed = {
+            "source": straight[None],
+            "basis": basis,
+            "identity": region_identity_grid(region, window),
+            "eyelid_pads": np.array([0, 0, 0, ex0 - x0, 0, 0, 0, x1 - ex1], np.int64),
+            "mouth_pads": np.array([0, 0, 0, mx0 - x0, 0, 0, 0, x1 - mx1], np.int64),
+            "static": outside[None],
+            "region_pads": np.array([0, y0, x0, 0, 0, size - y1, size - x1, 0], np.int64),
+        }
+        lid_rows = _band_rows(FRAMES_PER_RUN, ey0 - y0, ey1 - y0)
+        mouth_rows = _band_rows(FRAMES_PER_RUN, my0 - y0, my1 - y0)
+        lid_shape, mouth_shape = (4, ey1 - ey0, ex1 - ex0), (4, my1 - my0, mx1 - mx0)
         for run in _runs(drawn, FRAMES_PER_RUN):
-            (warped,) = self._session.run(["warped"], {**fixed, "coefficients": coefficients[run].astype(np.float32)})
-            for planes, i in zip(warped, run, strict=True):
-                # Lids, then the mouth interior, over the warped face; an empty layer (open eyes,
-                # closed mouth) would leave every pixel as it is, so it is skipped.
+            # Lids, then the mouth interior, over the warped face (an empty layer, open eyes or a
+            # closed mouth, is zeros: "over" it leaves every pixel bit-exact).
+            lids = np.zeros((len(run), *lid_shape), np.float32)
+            mouth = np.zeros((len(run), *mouth_shape), np.float32)
+            for k, i in enumerate(run):
                 if blinks[i] > 0:
                     at = lid_pixels - np.tensordot(coefficients[i], lid_fields, axes=1)
-                    _over(planes[:, lid_at[0], lid_at[1]], eyelids.layer(blinks[i], at, (ey1 - ey0, ex1 - ex0)))
-                mouth = rig.mouth_interior(coefficients[i], mouth_box, lips.get(i))
-                if mouth is not None:
-                    _over(planes[:, mouth_at[0], mouth_at[1]], mouth)
-            _quantise(warped, [frames[i, y0:y1, x0:x1] for i in run])
+                    lids[k] = eyelids.layer(blinks[i], at, lid_shape[1:])
+                layer = rig.mouth_interior(coefficients[i], mouth_box, lips.get(i))
+                if layer is not None:
+                    mouth[k] = layer
+            (rendered,) = self._session.run(
+                ["frames"],
+                {
+                    **fixed,
+                    "coefficients": coefficients[run].astype(np.float32),
+                    "eyelids": lids,
+                    "eyelid_rows": lid_rows[: len(run)],
+                    "mouth": mouth,
+                    "mouth_rows": mouth_rows[: len(run)],
+                },
+            )
+            frames[run] = rendered
         for i, j in enumerate(copy_of):
             if j != i:
                 frames[i] = frames[j]
         return RenderedFrames(frames, self._provider, time.perf_counter() - started)
 
 
-def _over(under: np.ndarray, layer: np.ndarray) -> None:
-    """Premultiplied "over", in place: ``under = under * (1 - layer_alpha) + layer`` (4, h, w)."""
-    keep = np.float32(1.0) - layer[3]
-    under *= keep
-    under += layer
-
-
-def _quantise(warped: np.ndarray, out: Sequence[np.ndarray]) -> None:
-    """(N, 4, h, w) premultiplied float32 -> the N ``out`` (h, w, 4) straight uint8 arrays;
-    ``warped`` is overwritten.
-
-    The same float32 arithmetic as the ONNX nodes that did this before (Max with 1e-6, Div, Mul
-    by 255, Clip to 0..255, Round half to even, Cast), so the bytes are unchanged: OpenCV's
-    ``convertScaleAbs`` multiplies by 255 in float32, rounds half to even and saturates to
-    0..255 in one pass, and ``merge`` interleaves the planes channels-last; together 3x faster
-    than numpy's clip/rint/strided cast (measured). Its absolute value never acts: no value here
-    is negative (premultiplied colour over non-negative layers), and the Maximum with 0 makes
-    that explicit for a few milliseconds.
-    """
-    alpha = np.maximum(warped[:, 3:], np.float32(1e-6))
-    warped[:, :3] /= alpha
-    np.maximum(warped, np.float32(0.0), out=warped)
-    for planes, target in zip(warped, out, strict=True):
-        cv2.convertScaleAbs(cv2.merge(list(planes)), target, alpha=255.0)
+def _band_rows(frames: int, start: int, stop: int) -> np.ndarray:
+    """(frames, 4, stop - start, 3) int64 [frame, channel, row] of the rows ``start:stop``: the
+    graph's GatherND / ScatterND indices of a layer's band in the warped region."""
+    grid = np.meshgrid(np.arange(frames), np.arange(4), np.arange(start, stop), indexing="ij")
+    return np.stack(grid, axis=-1).astype(np.int64)
 
 
 def _runs(indices: list[int], size: int) -> list[list[int]]:
@@ -215,15 +216,6 @@ def _runs(indices: list[int], size: int) -> list[list[int]]:
     elif len(runs) == 1 and len(runs[0]) == 1:
         runs[0].append(runs[0][0])  # the one frame drawn twice, into the same place
     return runs
-
-
-def _paste_outside(frames: np.ndarray, source: np.ndarray, region: tuple[int, int, int, int]) -> None:
-    """Every frame gets the source outside ``region`` (pixels that cannot move, bit-exact)."""
-    x0, y0, x1, y1 = region
-    frames[:, :y0] = source[:y0]
-    frames[:, y1:] = source[y1:]
-    frames[:, y0:y1, :x0] = source[y0:y1, :x0]
-    frames[:, y0:y1, x1:] = source[y0:y1, x1:]
 
 
 def _clip_box(box: tuple[int, int, int, int], region: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
