@@ -264,6 +264,14 @@ def paint_edge(
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _over(subject: np.uint8, alpha: int, background: np.uint8) -> np.uint8:
+    """One 8-bit channel of straight-alpha ``subject`` over ``background``, rounded exactly:
+    ``round((subject*a + background*(255-a)) / 255)`` in integer arithmetic."""
+    mixed = np.int32(subject) * alpha + np.int32(background) * (255 - alpha) + 128  # <= 255 * 255 + 128
+    return np.uint8((mixed + (mixed >> 8)) >> 8)  # round(mixed / 255), exact in this range
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _alpha_at(region: np.ndarray, y: int, x: int) -> int:
     height, width = region.shape[:2]
     return np.int32(region[y, x, 3]) if 0 <= y < height and 0 <= x < width else 0
@@ -308,11 +316,8 @@ def finish_canvas(
             else:
                 soft += 1
                 for c in range(3):
-                    subject = np.int32(region[ry, rx, c]) * a + 128
-                    mixed = subject + np.int32(first[c]) * (255 - a)  # <= 255 * 255 + 128
-                    over_first[y, x, c] = (mixed + (mixed >> 8)) >> 8  # round(mixed / 255), exact here
-                    mixed = subject + np.int32(second[c]) * (255 - a)
-                    over_second[y, x, c] = (mixed + (mixed >> 8)) >> 8
+                    over_first[y, x, c] = _over(region[ry, rx, c], a, first[c])
+                    over_second[y, x, c] = _over(region[ry, rx, c], a, second[c])
             covered += a >= 128
             if a >= 128 and 0 < y < size - 1 and 0 < x < size - 1:
                 below = min(
@@ -363,11 +368,8 @@ def finish_band(
             soft += 1
             soft_covered += a >= 128
             for c in range(3):
-                subject = np.int32(canvas[y, x, c]) * a + 128
-                mixed = subject + np.int32(first[c]) * (255 - a)  # <= 255 * 255 + 128
-                over_first[y, x, c] = (mixed + (mixed >> 8)) >> 8  # round(mixed / 255), exact here
-                mixed = subject + np.int32(second[c]) * (255 - a)
-                over_second[y, x, c] = (mixed + (mixed >> 8)) >> 8
+                over_first[y, x, c] = _over(canvas[y, x, c], a, first[c])
+                over_second[y, x, c] = _over(canvas[y, x, c], a, second[c])
         for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1)):
             ny, nx = y + dy, x + dx
             if not (0 <= ny < size and 0 <= nx < size):

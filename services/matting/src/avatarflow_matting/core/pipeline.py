@@ -39,11 +39,9 @@ PREVIEW_DARK = (30, 30, 38)
 
 
 @dataclass(frozen=True)
-class Matte:
-    """A matte in the pixels of the image it was computed on."""
+class _MatteFigures:
+    """What a matte says about itself, whichever form it is kept in."""
 
-    alpha: np.ndarray  # float32 HxW in [0,1]
-    foreground: np.ndarray  # float32 HxWx3 in [0,1], decontaminated
     method: Method
     segmentation_confidence: float
     colour_separability: float
@@ -55,7 +53,15 @@ class Matte:
 
 
 @dataclass(frozen=True)
-class _RegionMatte:
+class Matte(_MatteFigures):
+    """A matte in the pixels of the image it was computed on."""
+
+    alpha: np.ndarray  # float32 HxW in [0,1]
+    foreground: np.ndarray  # float32 HxWx3 in [0,1], decontaminated
+
+
+@dataclass(frozen=True)
+class _RegionMatte(_MatteFigures):
     """A matte kept sparse: the known masks, and the solved alpha and colours at the band only."""
 
     known_fg: np.ndarray  # bool HxW: alpha 1, original colour
@@ -66,14 +72,6 @@ class _RegionMatte:
     colour_xs: np.ndarray
     colours: np.ndarray  # float32 (M, 3), decontaminated
     alpha: np.ndarray  # float32 HxW
-    method: Method
-    segmentation_confidence: float
-    colour_separability: float
-    residual_background: float
-
-    @property
-    def confidence(self) -> float:
-        return min(self.segmentation_confidence, self.colour_separability)
 
 
 @dataclass(frozen=True)
