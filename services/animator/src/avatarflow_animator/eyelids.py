@@ -12,7 +12,7 @@ looks (and measures, under MediaPipe) like an open eye. So the lid is drawn inst
 - **lower lid**: once the lids meet (the second half of a blink) the layer also covers the lower
   lid's rim below that line (wet line, lower lashes, the bright or shadowed band under the eye)
   with skin in the shade of the lashes; left visible, the rim is a second lid line under the lashes, and
-  two lines read as an open eye;
+  two lines read as an open eye. Below the rim the cover fades out, so it has no edge of its own;
 - **skin**: the avatar's own lid skin colour, sampled once per avatar per column of the eye from
   bands above the lid margin and below the lower lid, keeping the brighter half of each column
   (skin, not the crease, lashes, brow hairs or a glasses rim, which are all darker), smoothed
@@ -56,6 +56,7 @@ LID_PAST_CORNERS_OF_EYE_SIZE = 0.4  # ... and past the eye corners (covering las
 # The lower lid's rim and the band under it (wet line, lower lashes, tear trough shadow) reach
 # this far below the lower-lid landmarks.
 LOWER_LID_COVER_OF_EYE_SIZE = 0.8
+LOWER_LID_FEATHER_OF_COVER = 0.4  # ... and then fades out over 40 % more (no edge of its own)
 LID_EDGE_DARKENING = 0.18  # the lid is this much darker at the lash line (and under it) than at its top
 # The lash line keeps 10 % of the lid colour at its centre: lashes are the darkest thing around
 # the eye, and a grey line next to a dark lower rim still reads as an opening.
@@ -85,7 +86,8 @@ def eye_size(eye: _Eye) -> float:
 def _lid_reach(eye: _Eye) -> tuple[float, float]:
     """(above, below): how far the lid layer reaches above the upper and below the lower landmarks."""
     size = eye_size(eye)
-    return (LID_COVER_ABOVE_OF_EYE_SIZE + LID_FEATHER_OF_EYE_SIZE) * size, LOWER_LID_COVER_OF_EYE_SIZE * size
+    below = LOWER_LID_COVER_OF_EYE_SIZE * (1.0 + LOWER_LID_FEATHER_OF_COVER) * size
+    return (LID_COVER_ABOVE_OF_EYE_SIZE + LID_FEATHER_OF_EYE_SIZE) * size, below
 
 
 class EyelidLayer:
@@ -123,10 +125,12 @@ class EyelidLayer:
         top = np.maximum(top, start + 1.0)
         # Upper lid: anti-aliased edge 1 px past the lash line, feathered top.
         upper = np.clip(lash_y + 1.0 - y, 0.0, 1.0) * _smoothstep((y - start) / (top - start))
-        # Lower-lid cover: appears over the second half of the blink (once the lids meet), down
-        # to an anti-aliased edge, shallower toward the corners like the opening itself.
+        # Lower-lid cover: appears over the second half of the blink (once the lids meet), fully
+        # down to ``below`` (shallower toward the corners, like the opening itself), then fading
+        # out: a hard lower edge of the shaded cover reads as a drawn crescent under the eye.
         below = LOWER_LID_COVER_OF_EYE_SIZE * size * np.sqrt(np.clip(opening / size, 0.0, 1.0))
-        lower = np.clip(2.0 * blink - 1.0, 0.0, 1.0) * np.clip(lash_y + below + 0.5 - y, 0.0, 1.0) * (y > lash_y)
+        fade = np.maximum(LOWER_LID_FEATHER_OF_COVER * below, 1.0)
+        lower = np.clip(2.0 * blink - 1.0, 0.0, 1.0) * _smoothstep((lash_y + below + fade - y) / fade) * (y > lash_y)
         coverage = np.where(inside, np.maximum(upper, lower) * along, 0.0)
         # Upper-lid skin darker toward the lash line, and the skin under the lashes in their (and
         # the closed lid's) shadow; the lash line itself.

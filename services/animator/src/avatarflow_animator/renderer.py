@@ -27,8 +27,9 @@ import onnxruntime as ort
 
 RENDERER_NAME = "onnx-warp"
 # 1.1: blinks are an eyelid layer (no lid warp), wider lip spread; 1.2: closed lids cover the
-# lower lid's rim and carry the skin's texture, the idle loop starts at its slowest moment.
-RENDERER_VERSION = "1.2"
+# lower lid's rim and carry the skin's texture, the idle loop starts at its slowest moment; 1.3: the
+# lower-lid cover fades out below the rim instead of ending in an edge.
+RENDERER_VERSION = "1.3"
 CPU_PROVIDER = "CPUExecutionProvider"
 CUDA_PROVIDER = "CUDAExecutionProvider"
 # Frames per graph run: bounds memory (the expanded source and warped region, a few MB per frame).
