@@ -155,6 +155,24 @@ async def test_sse_streams_changes_from_this_process_and_from_other_replicas(req
     await other_replica.close()
 
 
+async def test_sse_stream_ends_when_its_token_expires(live_server):
+    space = new_space("expiry")
+    token = mint_token(JWT_SECRET, subject="alice", space_id=space, ttl_s=2)
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=live_server.base_url, timeout=30) as client:
+
+        async def read_until_closed() -> list[str]:
+            async with client.stream("GET", f"/v1/spaces/{space}/events", headers=headers) as response:
+                assert response.status_code == 200
+                # The loop ends only when the server closes the stream.
+                return [line[6:].strip() async for line in response.aiter_lines() if line.startswith("event:")]
+
+        events = await asyncio.wait_for(read_until_closed(), timeout=30)
+        assert events[0] == "status" and events[-1] == "token_expired"
+        # EventSource reconnects with the same URL: the expired token is refused.
+        assert (await client.get(f"/v1/spaces/{space}/events", headers=headers)).status_code == 401
+
+
 def test_access_tokens_never_reach_the_logs(live_server):
     logger = logging.getLogger("uvicorn.access")
     assert any(isinstance(f, RedactTokensFilter) for f in logger.filters)

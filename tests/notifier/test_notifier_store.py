@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import uuid
 from datetime import timedelta
 
 import pytest
+import structlog.testing
 from avatarflow_contracts import ReasonCode, WarningCode
 from avatarflow_notifier import handlers, status
 from avatarflow_notifier.handlers import UnsupportedEvent, apply_event
 from avatarflow_notifier.status import fold_events
 from avatarflow_notifier.store import StatusStore
+from avatarflow_notifier.store import utcnow as status_store_now
 from notifier_factories import T0, Run
 
 SUPPORT = "https://support.example/processing"
@@ -162,3 +165,62 @@ async def test_concurrent_consumers_converge_to_the_pure_result(db_url):
     finally:
         for consumer in consumers:
             await consumer.close()
+
+
+async def applied_records(store: StatusStore, upload_id: str) -> int:
+    from avatarflow_notifier.models import applied_events
+    from sqlalchemy import func, select
+
+    async with store.engine.connect() as conn:
+        query = select(func.count()).where(applied_events.c.upload_id == upload_id)
+        return int((await conn.execute(query)).scalar_one())
+
+
+async def test_pruning_old_idempotency_records_keeps_new_ones_and_changes_no_status(store):
+    space = new_space()
+    old, new = Run(space, T0), Run(space, T0 + timedelta(minutes=1))
+    old_events = [old.uploaded(), old.validated(), old.matted(), old.rendered()]
+    for event in old_events:
+        await apply_event(store, event)
+    cutoff = status_store_now()
+    new_events = [new.uploaded(), new.rejected()]
+    for event in new_events:
+        await apply_event(store, event)
+    before = await store.view(space)
+
+    deleted = await store.prune_applied_events(cutoff, batch_size=1)  # one row per batch: the loop
+    assert deleted >= len(old_events)
+    assert await applied_records(store, str(old.upload_id)) == 0
+    assert await applied_records(store, str(new.upload_id)) == len(new_events)
+    # A redelivery of a pruned event is absorbed by the reducer: nothing changes, no version bump.
+    for event in old_events:
+        assert await apply_event(store, event) is None
+    assert await store.view(space) == before
+
+
+async def test_the_service_prunes_expired_records_in_the_background(store):
+    from avatarflow_notifier.consumer import prune_forever
+    from avatarflow_notifier.settings import NotifierSettings
+
+    run = Run(new_space(), T0)
+    await apply_event(store, run.uploaded())
+    assert await applied_records(store, str(run.upload_id)) == 1
+    # Retention of ~0.1 s, pruned every 0.05 s.
+    settings = NotifierSettings(
+        notifier_applied_events_retention_days=0.1 / 86400, notifier_prune_interval_s=0.05, database_url="sqlite://"
+    )
+    # Captured: structlog's global output may still point at an earlier test's closed stdout.
+    with structlog.testing.capture_logs() as logs:
+        pruner = asyncio.create_task(prune_forever(store, settings))
+        try:
+            for _ in range(200):
+                if await applied_records(store, str(run.upload_id)) == 0:
+                    break
+                await asyncio.sleep(0.05)
+            assert await applied_records(store, str(run.upload_id)) == 0
+        finally:
+            pruner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pruner
+    assert any(entry["event"] == "applied_events_pruned" and entry["deleted"] >= 1 for entry in logs)
+    assert not any(entry["event"] == "applied_events_prune_failed" for entry in logs)

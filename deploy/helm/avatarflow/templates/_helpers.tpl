@@ -206,6 +206,8 @@ AVATARFLOW_NOTIFIER_CATALOGUE_PREFIX: {{ $c.notifier.cataloguePrefix | quote }}
 AVATARFLOW_NOTIFIER_CATALOGUE_CACHE_S: {{ $c.notifier.catalogueCacheS | toString | quote }}
 AVATARFLOW_NOTIFIER_MIGRATE_ON_START: {{ $c.notifier.migrateOnStart | toString | quote }}
 AVATARFLOW_NOTIFIER_SEED_CATALOGUE: {{ $c.notifier.seedCatalogue | toString | quote }}
+AVATARFLOW_NOTIFIER_APPLIED_EVENTS_RETENTION_DAYS: {{ $c.notifier.appliedEventsRetentionDays | toString | quote }}
+AVATARFLOW_NOTIFIER_PRUNE_INTERVAL_S: {{ $c.notifier.pruneIntervalS | toString | quote }}
 {{- end }}
 {{- if eq .name "matting" }}
 # The image warms this cache at build time; an init container copies it into the emptyDir.

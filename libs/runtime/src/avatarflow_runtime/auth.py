@@ -30,6 +30,9 @@ class Principal:
     subject: str
     space_id: str
     role: Role
+    # The token's ``exp`` (Unix seconds): long-lived connections (SSE) end when it passes, so a
+    # stream never outlives the credential that opened it.
+    expires_at: float = float("inf")
 
 
 def mint_token(
@@ -84,7 +87,7 @@ def verify_token(token: str, secret: str, *, issuer: str = "avatarflow", audienc
         raise AuthError("token lacks a valid role or space_id")
     if not isinstance(subject, str) or not subject:
         raise AuthError("token lacks a subject")
-    return Principal(subject=subject, space_id=space_id, role=role)
+    return Principal(subject=subject, space_id=space_id, role=role, expires_at=float(claims["exp"]))
 
 
 def bearer_token(authorization_header: str | None) -> str:

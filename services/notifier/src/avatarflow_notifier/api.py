@@ -352,7 +352,8 @@ def create_app(
         responses={
             **AUTH_ERRORS,
             200: {
-                "description": "SSE: event `status`, id = version, data = AvatarStatusOut JSON",
+                "description": "SSE: event `status`, id = version, data = AvatarStatusOut JSON; "
+                "a last event `token_expired` when the token's `exp` passes, then the stream closes",
                 "content": {"text/event-stream": {}},
             },
         },
@@ -362,7 +363,7 @@ def create_app(
     async def status_events(
         space_id: str,
         request: Request,
-        _p: StreamEditor,
+        principal: StreamEditor,
         access_token: str | None = Query(
             None, description="for EventSource clients that cannot set headers; never logged"
         ),
@@ -380,10 +381,17 @@ def create_app(
                             sent_version = current.version
                             payload = current.model_dump_json()
                             yield {"event": "status", "id": str(current.version), "data": payload}
+                        # The stream ends with its token: a revoked editor (short-lived tokens)
+                        # must not keep receiving the space's status. The client reconnects
+                        # with a fresh token; an expired one gets 401.
+                        left_s = principal.expires_at - time.time()
+                        if left_s <= 0:
+                            yield {"event": "token_expired", "data": '{"detail": "token expired"}'}
+                            return
                         # A local write wakes us at once; writes of other replicas are found by
                         # re-reading the version every poll_s seconds.
                         with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(wakeups.get(), timeout=poll_s)
+                            await asyncio.wait_for(wakeups.get(), timeout=min(poll_s, left_s))
                         if await store.space_version(space_id) != sent_version:
                             current = await editor_status(space_id)
             finally:

@@ -8,10 +8,13 @@ cannot apply (``UnsupportedEvent``) goes to the dead-letter topic at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from avatarflow_contracts import EVENT_MODELS, ConsumerGroup, Envelope
+from avatarflow_runtime.logging import get_logger
 from avatarflow_runtime.messaging import StageSpec, stage_consumer
 from avatarflow_runtime.service import DOC_BOOTSTRAP, ServiceRuntime
 from fastapi import FastAPI
@@ -20,7 +23,7 @@ from .api import create_app
 from .catalogue import Catalogue, seed_catalogue
 from .handlers import NOTIFIER_TOPICS, apply_event
 from .settings import NotifierSettings
-from .store import StatusStore
+from .store import StatusStore, utcnow
 
 TITLE = "avatarflow notifier"
 DESCRIPTION = "Keeps each space's avatar status and serves it to the space's editors (and nothing else to viewers)."
@@ -38,6 +41,28 @@ def build_runtime(settings: NotifierSettings, store: StatusStore | None) -> Serv
         spec = StageSpec(topic, ConsumerGroup.NOTIFIER.value, EVENT_MODELS[topic], handle)
         stage_consumer(runtime.broker, runtime.bus, settings, spec)
     return runtime
+
+
+async def prune_forever(store: StatusStore, settings: NotifierSettings) -> None:
+    """Delete expired idempotency records now and then every ``notifier_prune_interval_s``.
+
+    A failed round (database away) is logged and tried again next round; it never stops the
+    service, since the records only save work (the reducer is idempotent without them).
+    """
+    log = get_logger("avatarflow.notifier.retention")
+    retention = timedelta(days=settings.notifier_applied_events_retention_days)
+    while True:
+        try:
+            deleted = await store.prune_applied_events(utcnow() - retention)
+            if deleted:
+                log.info(
+                    "applied_events_pruned",
+                    deleted=deleted,
+                    retention_days=settings.notifier_applied_events_retention_days,
+                )
+        except Exception as exc:  # any failure: retried next round
+            log.warning("applied_events_prune_failed", error=type(exc).__name__)
+        await asyncio.sleep(settings.notifier_prune_interval_s)
 
 
 def create_service_app(settings: NotifierSettings | None = None) -> FastAPI:
@@ -60,7 +85,16 @@ def create_service_app(settings: NotifierSettings | None = None) -> FastAPI:
                     prefix=settings.notifier_catalogue_prefix,
                 )
             async with runtime.lifespan(application):  # broker + consumers
-                yield
+                pruner = None
+                if settings.notifier_applied_events_retention_days > 0:
+                    pruner = asyncio.create_task(prune_forever(store, settings), name="prune-applied-events")
+                try:
+                    yield
+                finally:
+                    if pruner is not None:
+                        pruner.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await pruner
 
     app.router.lifespan_context = lifespan
     return app

@@ -102,4 +102,6 @@ applied_events = Table(
     Column("occurred_at", UtcDateTime(), nullable=False),
     Column("applied_at", UtcDateTime(), nullable=False),
     Index("ix_notifier_applied_events_upload", "upload_id"),
+    # Retention: old records are deleted by age (StatusStore.prune_applied_events).
+    Index("ix_notifier_applied_events_applied_at", "applied_at"),
 )

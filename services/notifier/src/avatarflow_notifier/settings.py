@@ -29,6 +29,15 @@ class NotifierSettings(ServiceSettings):
     notifier_sse_ping_interval_s: float = Field(default=15.0, gt=0, description="SSE keep-alive ping interval")
     notifier_catalogue_prefix: str = Field(default="catalogue/", description="S3 prefix of the pre-generated avatars")
     notifier_catalogue_cache_s: float = Field(default=30.0, ge=0, description="catalogue index cache lifetime")
+    notifier_applied_events_retention_days: float = Field(
+        default=30.0,
+        ge=0,
+        description="idempotency records of applied events older than this are deleted (0 keeps them forever); "
+        "keep it above the topics' retention",
+    )
+    notifier_prune_interval_s: float = Field(
+        default=3600.0, gt=0, description="how often each replica deletes expired idempotency records"
+    )
     notifier_migrate_on_start: bool = Field(
         default=False,
         description="run Alembic migrations at start (SQLite/local; production runs a migration Job)",

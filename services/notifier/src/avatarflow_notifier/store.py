@@ -7,7 +7,9 @@ SQLite has no row locks; there every transaction starts with ``BEGIN IMMEDIATE``
 time for the whole file), which gives the same guarantee.
 
 Idempotency: an event is recorded by ``event_id`` (``INSERT ... ON CONFLICT DO NOTHING``); a second
-delivery changes nothing. Even without that record the reducer is idempotent and monotone.
+delivery changes nothing. Even without that record the reducer is idempotent and monotone, which
+is why old records can be pruned (``prune_applied_events``): they only spare a redelivered event
+the reducer's work, and redeliveries come within the broker's retention.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from avatarflow_contracts import Envelope
+from sqlalchemy import delete, select, text
 from sqlalchemy import event as sa_event
-from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Row
@@ -273,6 +275,26 @@ class StatusStore:
         )
         self._publish(change)
         return change
+
+    async def prune_applied_events(self, applied_before: datetime, *, batch_size: int = 5000) -> int:
+        """Delete the idempotency records of events applied before ``applied_before``; returns how many.
+
+        In batches, each its own short transaction, so a large backlog never holds locks (or,
+        on SQLite, the single writer slot) for long. Safe on any number of replicas at once.
+        """
+        deleted = 0
+        while True:
+            oldest = (
+                select(applied_events.c.event_id)
+                .where(applied_events.c.applied_at < applied_before)
+                .limit(batch_size)
+                .scalar_subquery()
+            )
+            async with self.engine.begin() as conn:
+                result = await conn.execute(delete(applied_events).where(applied_events.c.event_id.in_(oldest)))
+            deleted += result.rowcount
+            if result.rowcount < batch_size:
+                return deleted
 
     async def dismiss_prompt(self, space_id: str) -> StatusChange | None:
         """The editor dismissed the prompt of the space's latest upload."""
