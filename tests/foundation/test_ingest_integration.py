@@ -156,6 +156,52 @@ def test_presigned_upload_flow(stack: StackEndpoints, ingest: ServiceProcess, sh
     assert other.status_code == 401
 
 
+def presign_and_put(base_url: str, space: str, body: bytes, declared_size: int) -> dict:
+    start = httpx.post(
+        f"{base_url}/v1/spaces/{space}/uploads/presigned",
+        headers=token(space),
+        json={"content_type": "image/jpeg", "size": declared_size},
+    )
+    assert start.status_code == 200, start.text
+    grant = start.json()
+    if body:
+        put = httpx.put(grant["put_url"], content=body, headers={"content-type": "image/jpeg"})
+        assert put.status_code == 200, put.text
+    return grant
+
+
+def confirm(base_url: str, space: str, grant: dict) -> httpx.Response:
+    return httpx.post(
+        f"{base_url}{grant['confirm_url']}", headers=token(space), json={"upload_ticket": grant["upload_ticket"]}
+    )
+
+
+def test_confirm_without_the_file_answers_404(stack: StackEndpoints, ingest: ServiceProcess) -> None:
+    grant = presign_and_put(ingest.base_url, "space-m", b"", declared_size=50_000)
+    response = confirm(ingest.base_url, "space-m", grant)
+    assert response.status_code == 404 and response.json()["error"] == "object_missing"
+
+
+def test_confirm_of_a_file_larger_than_declared_and_allowed_answers_413(
+    stack: StackEndpoints, shared_dir: Path, tmp_path: Path
+) -> None:
+    # The presigned PUT does not bind the size: the confirm step is where the cap is enforced.
+    limit = 16 * 1024
+    env = {**stack.service_env(), "AVATARFLOW_INGEST_MAX_UPLOAD_BYTES": str(limit)}
+    proc = ServiceProcess("ingest", env, tmp_path / "ingest.log").start()
+    try:
+        image = (shared_dir / "avatar-images" / "accept_photo__bald-man-white-bg.jpg").read_bytes()
+        assert len(image) > limit
+        grant = presign_and_put(proc.base_url, "space-big", image, declared_size=limit)
+        response = confirm(proc.base_url, "space-big", grant)
+        assert response.status_code == 413 and response.json()["error"] == "object_too_large"
+        # The refused file is not kept: its key belongs to this upload ticket alone.
+        listed = s3(stack).list_objects_v2(Bucket=stack.bucket, Prefix=f"originals/{grant['upload_id']}")
+        assert listed.get("KeyCount", 0) == 0
+    finally:
+        proc.stop()
+
+
 def test_rate_limit_answers_429(stack: StackEndpoints, tmp_path: Path) -> None:
     env = {**stack.service_env(), "AVATARFLOW_INGEST_RATE_LIMIT_PER_MINUTE": "2"}
     proc = ServiceProcess("ingest", env, tmp_path / "ingest.log").start()

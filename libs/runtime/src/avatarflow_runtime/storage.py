@@ -64,18 +64,30 @@ class ObjectStore:
         return ObjectRef(bucket=self.bucket, key=key, size=len(data), sha256=digest, content_type=content_type)
 
     def get_bytes_sync(self, ref: ObjectRef, *, max_bytes: int | None = None) -> bytes:
-        limit = max_bytes if max_bytes is not None else ref.size
-        try:
-            response = self.client.get_object(Bucket=ref.bucket, Key=ref.key)
-            length = int(response.get("ContentLength", 0))
-            if max_bytes is not None and length > max_bytes:
-                raise PermanentError("object_too_large", f"object {ref.key} is {length} bytes, limit {max_bytes}")
-            data = response["Body"].read(limit + 1)
-        except (BotoCoreError, ClientError) as exc:
-            raise _classify(exc, f"get {ref.key}") from exc
+        """The object ``ref`` names, checked against its recorded size and sha256."""
+        data = self._read_sync(ref.bucket, ref.key, max_bytes if max_bytes is not None else ref.size, max_bytes)
         if len(data) != ref.size or sha256_hex(data) != ref.sha256:
             raise CorruptObject(f"object {ref.key} does not match its recorded size/sha256")
         return data
+
+    def read_untrusted_sync(self, key: str, *, max_bytes: int) -> bytes:
+        """An object nobody has recorded yet (a client's direct upload): at most ``max_bytes``.
+
+        ``PermanentError("object_too_large")`` when S3 says it is longer; the body read stops one
+        byte past the limit, so a lying ``Content-Length`` still cannot make us read more (the
+        caller's size check sees the extra byte).
+        """
+        return self._read_sync(self.bucket, key, max_bytes, max_bytes)
+
+    def _read_sync(self, bucket: str, key: str, limit: int, max_bytes: int | None) -> bytes:
+        try:
+            response = self.client.get_object(Bucket=bucket, Key=key)
+            length = int(response.get("ContentLength", 0))
+            if max_bytes is not None and length > max_bytes:
+                raise PermanentError("object_too_large", f"object {key} is {length} bytes, limit {max_bytes}")
+            return bytes(response["Body"].read(limit + 1))
+        except (BotoCoreError, ClientError) as exc:
+            raise _classify(exc, f"get {key}") from exc
 
     def exists_sync(self, key: str) -> bool:
         try:
@@ -143,6 +155,9 @@ class ObjectStore:
 
     async def get_bytes(self, ref: ObjectRef, *, max_bytes: int | None = None) -> bytes:
         return await asyncio.to_thread(self.get_bytes_sync, ref, max_bytes=max_bytes)
+
+    async def read_untrusted(self, key: str, *, max_bytes: int) -> bytes:
+        return await asyncio.to_thread(self.read_untrusted_sync, key, max_bytes=max_bytes)
 
     async def head_ref(self, key: str) -> ObjectRef | None:
         return await asyncio.to_thread(self.head_ref_sync, key)

@@ -4,7 +4,7 @@ import uuid
 from typing import Annotated, Literal
 
 import jwt
-from avatarflow_contracts import ImageUploaded, ObjectRef, new_trace_id
+from avatarflow_contracts import ImageUploaded, new_trace_id
 from avatarflow_imaging.admission import Refusal, admit
 from avatarflow_runtime.auth import AuthError, Principal
 from avatarflow_runtime.errors import PermanentError, TransientError
@@ -102,6 +102,14 @@ def build_router(runtime: ServiceRuntime, settings: IngestSettings) -> APIRouter
                 status_code=503,
                 headers={"Retry-After": "5"},
             )
+
+    async def discard(key: str) -> None:
+        """Delete a refused direct upload (its key is its ticket's alone). Best effort: a failure
+        leaves an object no event refers to, and the refusal still reaches the client."""
+        try:
+            await store.delete(key)
+        except Exception as exc:
+            log.warning("discard_failed", error=type(exc).__name__)
 
     def accepted(event: ImageUploaded) -> JSONResponse:
         body = UploadAccepted(
@@ -221,18 +229,19 @@ def build_router(runtime: ServiceRuntime, settings: IngestSettings) -> APIRouter
         ):
             raise AuthError("upload ticket does not match this upload")
         key = str(ticket["key"])
-        probe = ObjectRef(bucket=store.bucket, key=key, size=0, sha256="0" * 64, content_type=ticket["content_type"])
         try:
-            data = await _read_capped(store, probe, settings.ingest_max_upload_bytes)
+            data = await store.read_untrusted(key, max_bytes=settings.ingest_max_upload_bytes)
         except PermanentError as exc:
-            code = 413 if exc.code == "object_too_large" else 404
-            return refusal(Refusal(code, exc.code, "The uploaded file was not found or is too large."))
+            if exc.code == "object_too_large":
+                await discard(key)
+                return refusal(Refusal(413, exc.code, "The uploaded file is larger than the upload limit."))
+            return refusal(Refusal(404, exc.code, "The uploaded file was not found; upload it again."))
         except TransientError:
             return JSONResponse({"error": "temporarily_unavailable", "detail": "Storage unavailable."}, status_code=503)
         try:
             admitted = admit(data, **settings.admission_limits())
         except Refusal as exc:
-            await store.delete(key)
+            await discard(key)
             return refusal(exc)
         # Re-store with our own metadata (sha256) so downstream integrity checks hold.
         ref = await store.put_bytes(key, data, admitted.content_type)
@@ -249,22 +258,3 @@ def build_router(runtime: ServiceRuntime, settings: IngestSettings) -> APIRouter
         return accepted(event)
 
     return router
-
-
-async def _read_capped(store, probe: ObjectRef, max_bytes: int) -> bytes:  # type: ignore[no-untyped-def]
-    import asyncio
-
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    def read() -> bytes:
-        try:
-            response = store.client.get_object(Bucket=store.bucket, Key=probe.key)
-        except ClientError as exc:
-            raise PermanentError("object_missing", "uploaded object not found") from exc
-        except BotoCoreError as exc:
-            raise TransientError("storage unreachable") from exc
-        if int(response.get("ContentLength", 0)) > max_bytes:
-            raise PermanentError("object_too_large", "uploaded object too large")
-        return bytes(response["Body"].read(max_bytes + 1))
-
-    return await asyncio.to_thread(read)
