@@ -35,7 +35,7 @@ def harness(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 @pytest.fixture(scope="session")
 def mixed_images(shared_dir: Path) -> list[Path]:
-    """Small images: 2 avatars to make (the animator's ~13 s render dominates), 4 rejections."""
+    """Small images: 2 avatars to make (the animator's seconds-long pack dominates), 4 rejections."""
     folder = shared_dir / "avatar-images"
     names = [ACCEPT_IMAGES[0], REJECT_IMAGES[0], REJECT_IMAGES[1], ACCEPT_IMAGES[1], REJECT_IMAGES[2], REJECT_IMAGES[3]]
     return [folder / name for name in names]

@@ -1,6 +1,6 @@
 """Fault injection on the whole pipeline: nothing lost, nothing duplicated, everything recovers.
 
-Each test uploads a small mix of images (3 avatars to make, 3 rejections), injects one fault while
+Each test uploads a small mix of images (2 avatars to make, 4 rejections), injects one fault while
 they are in flight, waits until every upload is terminal and checks the harness invariants:
 (a) one terminal status per upload in the notifier's database, (b) every output object present and
 matching its sha256, (c) no conflicting terminal events, (d) every consumer group's lag back to 0.
@@ -17,8 +17,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
+from prometheus_client.parser import text_string_to_metric_families
 
 from avatarflow.devstack.harness import DEAD_LETTER_TOPIC, EVENT_TOPICS, GROUP_TOPICS, PipelineHarness, Upload
 from avatarflow.devstack.processes import SERVICES
@@ -47,6 +49,30 @@ def _wait_in_flight(
                 return
         time.sleep(0.1)
     raise TimeoutError(f"no upload reached stage {stage} in {timeout_s}s")
+
+
+def _wait_busy(harness: PipelineHarness, service: str, timeout_s: float = 60) -> None:
+    """Wait until ``service`` is processing an event (its ``avatarflow_in_flight`` gauge is above 0).
+
+    The notifier's stage is no proof: it reads the same topic as the next service, which may not have
+    fetched the event yet, and a broker outage can hold that fetch back.
+    """
+    url = f"{harness.procs[service].base_url}/metrics"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            families = text_string_to_metric_families(httpx.get(url, timeout=5).text)
+            busy = [
+                sample.value
+                for family in families
+                if family.name == "avatarflow_in_flight"
+                for sample in family.samples
+                if sample.labels.get("service") == service
+            ]
+            if any(value > 0 for value in busy):
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"{service} started no work in {timeout_s}s")
 
 
 def _retry_lines(harness: PipelineHarness) -> int:
@@ -265,8 +291,11 @@ def test_s3_unavailable_for_ten_seconds(
 ) -> None:
     retries_before = _retry_lines(harness)
     uploads = harness.upload_many(mixed_images, UPLOADS_PER_TEST, prefix="s3")
-    # At once: the validator is still reading the originals, so its S3 reads meet the outage (the
-    # retry budget, 0.5+1+2+4+8 s, outlasts 10 s). Tansu's durable storage goes away with it.
+    # Once the animator holds an avatar it renders for seconds and then writes the pack, so that write
+    # meets the outage (the retry budget, 0.5+1+2+4+8 s, outlasts 10 s). Going in at any earlier
+    # point races the broker: Tansu keeps its log in the same S3, so an outage that starts before the
+    # animator has fetched its event only holds the event back, and no stage sees S3 fail.
+    _wait_busy(harness, "animator")
     fault_at = time.monotonic()
     harness.stack.stop_component("seaweedfs")
     time.sleep(10)

@@ -220,8 +220,16 @@ class PipelineHarness:
         self.procs[name].kill()
 
     def restart_service(self, name: str, timeout_s: float = 300) -> None:
+        """SIGKILL the service, then start a fresh process once the killed one's group members expired.
+
+        The wait is for Tansu: when a replacement joins while the killed members' sessions are still
+        open, Tansu may hand partitions to the dead members and, seen here, not rebalance when their
+        sessions expire (the live members sat without partitions for 5 minutes). Apache Kafka
+        rebalances on expiry, so this accommodates the test broker, not the services.
+        """
         proc = self.procs[name]
         proc.kill()
+        time.sleep(int(FAST_REBALANCE_ENV["AVATARFLOW_KAFKA_SESSION_TIMEOUT_MS"]) / 1000 + 1.0)
         proc.start(wait_ready=True, timeout_s=timeout_s)
 
     def all_alive_and_ready(self) -> dict[str, bool]:
