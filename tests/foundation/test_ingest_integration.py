@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import csv
 import hashlib
-import json
+import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import boto3
@@ -219,10 +220,73 @@ def test_rate_limit_answers_429(stack: StackEndpoints, tmp_path: Path) -> None:
         proc.stop()
 
 
-def test_publish_failure_leaves_nothing_behind(shared_dir: Path, tmp_path: Path) -> None:
-    """Broker down after the object is stored: the client gets 503 and the object is deleted."""
+def post_keyed(base_url: str, space: str, data: bytes, key: str, sub: str = "editor-1") -> httpx.Response:
+    return httpx.post(
+        f"{base_url}/v1/spaces/{space}/uploads",
+        headers={**token(space, sub=sub), "Idempotency-Key": key},
+        files={"file": ("a.jpg", data, "image/jpeg")},
+        timeout=60,
+    )
+
+
+def events_for(stack: StackEndpoints, upload_id: str) -> list[ImageUploaded]:
+    records = asyncio.run(read_topic(stack.kafka_bootstrap, Topic.IMAGE_UPLOADED.value, timeout_s=30))
+    return [decode_event(r.value, ImageUploaded) for r in records if upload_id.encode() in r.value]
+
+
+def originals(stack: StackEndpoints, prefix: str = "originals/") -> set[str]:
+    pages = s3(stack).get_paginator("list_objects_v2").paginate(Bucket=stack.bucket, Prefix=prefix)
+    return {obj["Key"] for page in pages for obj in page.get("Contents", [])}
+
+
+def test_retry_with_the_same_idempotency_key_gets_the_same_upload(
+    stack: StackEndpoints, ingest: ServiceProcess, shared_dir: Path
+) -> None:
+    image = (shared_dir / "avatar-images" / "accept_photo__man-suit-plain-bg.jpg").read_bytes()
+    first = post_keyed(ingest.base_url, "space-i", image, "retry-key-1")
+    again = post_keyed(ingest.base_url, "space-i", image, "retry-key-1")
+    assert first.status_code == again.status_code == 202, (first.text, again.text)
+    assert again.json() == first.json()
+    assert "idempotent-replayed" not in first.headers and again.headers["idempotent-replayed"] == "true"
+    upload_id = first.json()["upload_id"]
+    # The first request's publish was confirmed, so the retry publishes nothing: one event, one file.
+    assert len(events_for(stack, upload_id)) == 1
+    assert len(originals(stack, f"originals/{upload_id}/")) == 1
+
+    other_file = post_keyed(ingest.base_url, "space-i", image + b"\0", "retry-key-1")
+    assert other_file.status_code == 422 and other_file.json()["error"] == "idempotency_key_reused"
+    # Keys belong to one editor in one space: another editor's identical key is a new upload.
+    other_editor = post_keyed(ingest.base_url, "space-i", image, "retry-key-1", sub="editor-2")
+    assert other_editor.status_code == 202 and other_editor.json()["upload_id"] != upload_id
+    assert post_keyed(ingest.base_url, "space-i", image, "has space").status_code == 400
+
+
+def test_concurrent_requests_with_one_idempotency_key_make_one_upload(
+    stack: StackEndpoints, ingest: ServiceProcess, shared_dir: Path
+) -> None:
     image = (shared_dir / "avatar-images" / "accept_photo__bald-man-white-bg.jpg").read_bytes()
-    with DevStack(workdir=tmp_path / "stack") as local:
+    before = originals(stack)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        answers = list(pool.map(lambda _: post_keyed(ingest.base_url, "space-c", image, "race-key"), range(4)))
+    assert [a.status_code for a in answers] == [202] * 4, [a.text for a in answers]
+    upload_ids = {a.json()["upload_id"] for a in answers}
+    assert len(upload_ids) == 1
+    # The requests that lost the race deleted their copies: exactly one new original, and it is the
+    # one the event names.
+    new = originals(stack) - before
+    events = events_for(stack, upload_ids.pop())
+    # A loser that replays before the winner's publish is confirmed publishes too: the same event
+    # (one event id), which the stages deduplicate.
+    assert events and len({e.model_dump_json() for e in events}) == 1
+    assert new == {events[0].original.key}
+
+
+def test_publish_failure_undoes_a_plain_upload_and_a_keyed_retry_resumes(shared_dir: Path, tmp_path: Path) -> None:
+    """Broker down after the file is stored: both requests get 503. The plain upload's file is deleted
+    (nothing half-done); the keyed one keeps its file and record, so its retry after the broker is back
+    publishes that same upload (same upload_id, same event id) instead of making a new one."""
+    image = (shared_dir / "avatar-images" / "accept_photo__bald-man-white-bg.jpg").read_bytes()
+    with DevStack(workdir=tmp_path / "stack", broker_storage="s3") as local:
         assert local.endpoints is not None
         env = {
             **local.endpoints.service_env(),
@@ -232,14 +296,26 @@ def test_publish_failure_leaves_nothing_behind(shared_dir: Path, tmp_path: Path)
         proc = ServiceProcess("ingest", env, tmp_path / "ingest.log").start()
         try:
             local.stop_component("tansu", kill=True)
-            response = httpx.post(
-                f"{proc.base_url}/v1/spaces/space-x/uploads",
-                headers=token("space-x"),
-                files={"file": ("a.jpg", image, "image/jpeg")},
-                timeout=120,
-            )
-            assert response.status_code == 503, response.text
-            listing = s3(local.endpoints).list_objects_v2(Bucket=local.endpoints.bucket, Prefix="originals/")
-            assert listing.get("KeyCount", 0) == 0, json.dumps(listing, default=str)
+            # Concurrently: each waits out the producer's timeouts against the dead broker.
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                plain = pool.submit(
+                    httpx.post,
+                    f"{proc.base_url}/v1/spaces/space-x/uploads",
+                    headers=token("space-x"),
+                    files={"file": ("a.jpg", image, "image/jpeg")},
+                    timeout=120,
+                )
+                keyed = pool.submit(post_keyed, proc.base_url, "space-k", image, "resume-key")
+            assert plain.result().status_code == 503, plain.result().text
+            assert keyed.result().status_code == 503, keyed.result().text
+            kept = originals(local.endpoints)
+            assert len(kept) == 1 and len(originals(local.endpoints, "idempotency/")) == 1
+            local.start_component("tansu")
+            resumed = post_keyed(proc.base_url, "space-k", image, "resume-key")
+            assert resumed.status_code == 202, resumed.text
+            assert resumed.headers["idempotent-replayed"] == "true"
+            (event,) = events_for(local.endpoints, resumed.json()["upload_id"])
+            assert {event.original.key} == kept == originals(local.endpoints)
+            assert event.event_id == uuid.uuid5(event.upload_id, "image.uploaded")
         finally:
             proc.stop(timeout_s=20)

@@ -181,10 +181,14 @@ async def test_editor_uploads_through_the_page_and_sees_the_prompt_live(
             await viewer.goto(f"{notifier}/spaces/{space}")
             await expect(viewer.locator("body")).to_have_attribute("data-loaded", "1")
 
-            # A real upload through the page, to ingest, through the validator, back over SSE.
-            await editor.locator("#file-input").set_input_files(
-                str(shared_dir / "avatar-images" / "no_face__golden-gate-landscape.jpg")
-            )
+            # A real upload through the page, to ingest, through the validator, back over SSE. The
+            # page sends an Idempotency-Key (so its retries resume one upload), which ingest's CORS
+            # policy must allow, or the browser would never send the POST.
+            async with editor.expect_request(lambda r: r.method == "POST" and r.url.endswith("/uploads")) as sent:
+                await editor.locator("#file-input").set_input_files(
+                    str(shared_dir / "avatar-images" / "no_face__golden-gate-landscape.jpg")
+                )
+            assert uuid.UUID((await (await sent.value).all_headers())["idempotency-key"])
             await expect(editor.locator("#prompt")).to_be_visible(timeout=120_000)
             await expect(editor.locator("#prompt-message")).to_contain_text("We couldn't find a face")
             await expect(editor.locator("#upload-result")).to_have_text("")  # no stale "checking…" line

@@ -5,12 +5,14 @@ avatars/{upload_id}/matting/{name}.png   cut-out and editor previews (determinis
                                          the same keys with the same bytes)
 avatars/{upload_id}/pack/{name}          the avatar pack (manifest.json, idle loop, atlas, preview, poster)
 catalogue/...                            pre-generated avatars (notifier)
+idempotency/{sha256}.json                ingest's Idempotency-Key records (sha256 of space, editor and key)
 
 upload_id is a random UUID4 chosen by ingest (or the platform), so derived keys are not guessable either.
 """
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import uuid
 
@@ -27,3 +29,9 @@ def matting_key(upload_id: uuid.UUID, name: str) -> str:
 
 def pack_key(upload_id: uuid.UUID, name: str) -> str:
     return f"avatars/{upload_id}/pack/{name}"
+
+
+def idempotency_record_key(space_id: str, subject: str, idempotency_key: str) -> str:
+    """Hashed, so neither the editor's id nor the client's key appears in the bucket listing."""
+    digest = hashlib.sha256(f"{space_id}\n{subject}\n{idempotency_key}".encode()).hexdigest()
+    return f"idempotency/{digest}.json"

@@ -53,11 +53,20 @@ class ObjectStore:
         return cls(client=client, bucket=settings.s3_bucket)
 
     # ---- sync API (run in a thread by the async wrappers) -------------------------------------
-    def put_bytes_sync(self, key: str, data: bytes, content_type: str) -> ObjectRef:
+    def put_bytes_sync(self, key: str, data: bytes, content_type: str, *, if_absent: bool = False) -> ObjectRef:
+        """Store ``data`` at ``key``. With ``if_absent`` the write is conditional (``If-None-Match: *``,
+        AWS S3, MinIO and SeaweedFS honour it): ``PermanentError("object_exists")`` when the key is taken,
+        so two concurrent writers cannot both win."""
         digest = sha256_hex(data)
+        condition = {"IfNoneMatch": "*"} if if_absent else {}
         try:
             self.client.put_object(
-                Bucket=self.bucket, Key=key, Body=data, ContentType=content_type, Metadata={"sha256": digest}
+                Bucket=self.bucket,
+                Key=key,
+                Body=data,
+                ContentType=content_type,
+                Metadata={"sha256": digest},
+                **condition,
             )
         except (BotoCoreError, ClientError) as exc:
             raise _classify(exc, f"put {key}") from exc
@@ -150,8 +159,8 @@ class ObjectStore:
             raise _classify(exc, "head bucket") from exc
 
     # ---- async wrappers ------------------------------------------------------------------------
-    async def put_bytes(self, key: str, data: bytes, content_type: str) -> ObjectRef:
-        return await asyncio.to_thread(self.put_bytes_sync, key, data, content_type)
+    async def put_bytes(self, key: str, data: bytes, content_type: str, *, if_absent: bool = False) -> ObjectRef:
+        return await asyncio.to_thread(self.put_bytes_sync, key, data, content_type, if_absent=if_absent)
 
     async def get_bytes(self, ref: ObjectRef, *, max_bytes: int | None = None) -> bytes:
         return await asyncio.to_thread(self.get_bytes_sync, ref, max_bytes=max_bytes)
@@ -175,6 +184,8 @@ def _classify(exc: Exception, what: str) -> Exception:
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
         if code in _NOT_FOUND:
             return PermanentError("object_missing", f"{what}: object not found")
+        if code == "PreconditionFailed" or status == 412:
+            return PermanentError("object_exists", f"{what}: object already exists")
         if status >= 500 or code in {"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout"}:
             return TransientError(f"{what}: S3 {code or status}")
         return PermanentError("storage_error", f"{what}: S3 {code or status}")

@@ -1,6 +1,8 @@
 """HTTP upload API: multipart upload and the presigned (direct-to-S3) flow."""
 
+import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
 import jwt
@@ -9,17 +11,20 @@ from avatarflow_imaging.admission import Refusal, admit
 from avatarflow_runtime.auth import AuthError, Principal
 from avatarflow_runtime.errors import PermanentError, TransientError
 from avatarflow_runtime.http_auth import editor_of
-from avatarflow_runtime.keys import original_key
+from avatarflow_runtime.keys import idempotency_record_key, original_key
 from avatarflow_runtime.logging import get_logger
 from avatarflow_runtime.service import ServiceRuntime
-from fastapi import APIRouter, Depends, File, Path, Request, UploadFile
+from avatarflow_runtime.storage import sha256_hex
+from fastapi import APIRouter, Depends, File, Header, Path, Request, UploadFile
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from .idempotency import KEY_PATTERN, Decision, IdempotencyRecord, decide
 from .ratelimit import RateLimiter
 from .settings import IngestSettings
 
 log = get_logger("avatarflow.ingest")
+MAX_RECORD_BYTES = 64 * 1024  # an idempotency record is ~1 KB
 SpaceId = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@-]+$")]
 
 
@@ -86,26 +91,108 @@ def build_router(runtime: ServiceRuntime, settings: IngestSettings) -> APIRouter
     def refusal(exc: Refusal) -> JSONResponse:
         return JSONResponse({"error": exc.code, "detail": exc.message}, status_code=exc.status_code)
 
-    async def publish_or_undo(event: ImageUploaded) -> JSONResponse | None:
-        """Publish image.uploaded; if that fails, delete the stored original so nothing is half-done."""
+    def unavailable(detail: str) -> JSONResponse:
+        return JSONResponse(
+            {"error": "temporarily_unavailable", "detail": detail}, status_code=503, headers={"Retry-After": "5"}
+        )
+
+    async def publish_or_undo(event: ImageUploaded, *, undo: bool) -> JSONResponse | None:
+        """Publish image.uploaded. On failure, ``undo`` deletes the stored original so nothing is
+        half-done; requests a retry resumes (same event id: an Idempotency-Key, a presigned ticket)
+        keep it, because the broker may have stored the record even though the publish raised."""
         try:
             await runtime.bus.publish(event)
             return None
         except Exception as exc:
-            log.error("publish_failed_undoing_upload", upload_id=str(event.upload_id), error=type(exc).__name__)
+            log.error("publish_failed", upload_id=str(event.upload_id), error=type(exc).__name__, undo=undo)
+            if undo:
+                try:
+                    await store.delete(event.original.key)
+                except Exception:
+                    log.error("undo_delete_failed", upload_id=str(event.upload_id))
+            return unavailable("Upload service is busy; please try again.")
+
+    async def load_record(key: str) -> IdempotencyRecord | None:
+        try:
+            raw = await store.read_untrusted(key, max_bytes=MAX_RECORD_BYTES)
+        except PermanentError as exc:
+            if exc.code == "object_missing":
+                return None
+            raise TransientError(f"idempotency record unreadable: {exc.code}") from exc
+        record = IdempotencyRecord.from_bytes(raw)
+        if record is None:
+            log.warning("idempotency_record_unreadable")
+        return record
+
+    async def replay(key: str, record: IdempotencyRecord) -> JSONResponse:
+        """Answer with the recorded upload; publish its event again unless the broker confirmed it."""
+        event = record.image_uploaded()
+        if not record.published:
+            if (failed := await publish_or_undo(event, undo=False)) is not None:
+                return failed
             try:
-                await store.delete(event.original.key)
-            except Exception:
-                log.error("undo_delete_failed", upload_id=str(event.upload_id))
-            return JSONResponse(
-                {"error": "temporarily_unavailable", "detail": "Upload service is busy; please try again."},
-                status_code=503,
-                headers={"Retry-After": "5"},
+                published = record.model_copy(update={"published": True})
+                await store.put_bytes(key, published.to_bytes(), "application/json")
+            except (TransientError, PermanentError) as exc:
+                # Harmless: a later retry publishes the same event id again and the stages drop it.
+                log.warning("idempotency_record_not_updated", error=str(exc))
+        return accepted(event)
+
+    async def idempotent_upload(
+        idempotency_key: str, space_id: str, principal: Principal, data: bytes, content_type: str
+    ) -> JSONResponse:
+        key = idempotency_record_key(space_id, principal.subject, idempotency_key)
+        digest = sha256_hex(data)
+        window = timedelta(seconds=settings.ingest_idempotency_window_s)
+        record = await load_record(key)
+        decision = decide(record, digest, datetime.now(UTC), window)
+        replayed = decision is not Decision.NEW
+        if decision is Decision.NEW:
+            event = await store_original(space_id, principal, data, content_type)
+            created = IdempotencyRecord.for_event(event, digest, datetime.now(UTC))
+            try:
+                # Only an absent record may be created; a stale one (expired, unreadable) is replaced.
+                await store.put_bytes(key, created.to_bytes(), "application/json", if_absent=record is None)
+                record, decision = created, Decision.REPLAY
+                log.info("upload_accepted", upload_id=str(event.upload_id), space_id=space_id, size=len(data))
+            except (TransientError, PermanentError) as exc:
+                # No record, no upload: our copy of the file is not needed. Either S3 failed (the
+                # client gets 503 and retries) or a concurrent request with this key won the race.
+                await discard(event.original.key)
+                if not (isinstance(exc, PermanentError) and exc.code == "object_exists"):
+                    raise
+                record = await load_record(key)
+                decision, replayed = decide(record, digest, datetime.now(UTC), window), True
+        if decision is Decision.CONFLICT:
+            return refusal(
+                Refusal(422, "idempotency_key_reused", "This Idempotency-Key was already used for another file.")
             )
+        if record is None or decision is not Decision.REPLAY:
+            return unavailable("Another request with this Idempotency-Key is in progress; please try again.")
+        response = await replay(key, record)
+        if replayed and response.status_code == 202:
+            response.headers["Idempotent-Replayed"] = "true"
+        return response
+
+    async def store_original(space_id: str, principal: Principal, data: bytes, content_type: str) -> ImageUploaded:
+        """Store the admitted file under a fresh upload id; the event that announces it (unpublished)."""
+        upload_id = uuid.uuid4()
+        ref = await store.put_bytes(original_key(upload_id, content_type), data, content_type)
+        return ImageUploaded(
+            upload_id=upload_id,
+            space_id=space_id,
+            editor_id=principal.subject,
+            original=ref,
+            source="ingest",
+            trace_id=new_trace_id(),
+            # Derived, so every publish of this upload (retries, replays) carries one event id.
+            event_id=uuid.uuid5(upload_id, "image.uploaded"),
+        )
 
     async def discard(key: str) -> None:
-        """Delete a refused direct upload (its key is its ticket's alone). Best effort: a failure
-        leaves an object no event refers to, and the refusal still reaches the client."""
+        """Delete an object no event will name (a refused direct upload, the copy of a request that
+        lost an Idempotency-Key race). Best effort: a failure leaves an orphan, and the answer still
+        reaches the client."""
         try:
             await store.delete(key)
         except Exception as exc:
@@ -132,7 +219,19 @@ def build_router(runtime: ServiceRuntime, settings: IngestSettings) -> APIRouter
         request: Request,
         principal: Annotated[Principal, Depends(editor)],
         file: Annotated[UploadFile, File(description="JPEG, PNG, WebP or HEIC/HEIF, up to the size limit")],
+        idempotency_key: Annotated[
+            str | None,
+            Header(
+                alias="Idempotency-Key",
+                description="Any unique string (a UUID): a retry with the same key and file gets the same "
+                "upload instead of a new one; the same key with another file gets 422",
+            ),
+        ] = None,
     ) -> JSONResponse:
+        if idempotency_key is not None and not KEY_PATTERN.fullmatch(idempotency_key):
+            return refusal(
+                Refusal(400, "invalid_idempotency_key", "Idempotency-Key must be 1-255 printable ASCII characters.")
+            )
         if (limited := rate_limited(principal)) is not None:
             return limited
         # Read at most one byte past the limit: enough to know it is too large, never more.
@@ -142,27 +241,16 @@ def build_router(runtime: ServiceRuntime, settings: IngestSettings) -> APIRouter
         except Refusal as exc:
             log.info("upload_refused", space_id=space_id, code=exc.code)
             return refusal(exc)
-        upload_id = uuid.uuid4()
         try:
-            ref = await store.put_bytes(original_key(upload_id, admitted.content_type), data, admitted.content_type)
+            if idempotency_key is not None:
+                return await idempotent_upload(idempotency_key, space_id, principal, data, admitted.content_type)
+            event = await store_original(space_id, principal, data, admitted.content_type)
         except (TransientError, PermanentError) as exc:
             log.error("store_failed", error=str(exc))
-            return JSONResponse(
-                {"error": "temporarily_unavailable", "detail": "Storage is unavailable; please try again."},
-                status_code=503,
-                headers={"Retry-After": "5"},
-            )
-        event = ImageUploaded(
-            upload_id=upload_id,
-            space_id=space_id,
-            editor_id=principal.subject,
-            original=ref,
-            source="ingest",
-            trace_id=new_trace_id(),
-        )
-        if (failed := await publish_or_undo(event)) is not None:
+            return unavailable("Storage is unavailable; please try again.")
+        if (failed := await publish_or_undo(event, undo=True)) is not None:
             return failed
-        log.info("upload_accepted", upload_id=str(upload_id), space_id=space_id, size=ref.size)
+        log.info("upload_accepted", upload_id=str(event.upload_id), space_id=space_id, size=event.original.size)
         return accepted(event)
 
     @router.post(
@@ -190,7 +278,7 @@ def build_router(runtime: ServiceRuntime, settings: IngestSettings) -> APIRouter
                 "key": key,
                 "content_type": content_type,
                 "purpose": "presigned-upload",
-                "exp": int(__import__("time").time()) + expires,
+                "exp": int(time.time()) + expires,
             },
             settings.jwt_secret.get_secret_value(),
             algorithm="HS256",
@@ -253,7 +341,7 @@ def build_router(runtime: ServiceRuntime, settings: IngestSettings) -> APIRouter
             source="presigned",
             event_id=uuid.uuid5(upload_id, "image.uploaded"),
         )
-        if (failed := await publish_or_undo(event)) is not None:
+        if (failed := await publish_or_undo(event, undo=False)) is not None:
             return failed
         return accepted(event)
 

@@ -33,7 +33,8 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
             CORSMiddleware,
             allow_origins=origins,
             allow_methods=["POST", "GET"],
-            allow_headers=["authorization", "content-type"],
+            allow_headers=["authorization", "content-type", "idempotency-key"],
+            expose_headers=["idempotent-replayed", "retry-after"],
         )
     return app
 

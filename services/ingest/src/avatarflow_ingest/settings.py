@@ -8,6 +8,9 @@ class IngestSettings(ServiceSettings, UploadLimits):
     service_name: str = "ingest"
     http_port: int = 8081
     ingest_rate_limit_per_minute: int = Field(default=30, ge=1, description="uploads per editor per minute")
+    ingest_idempotency_window_s: int = Field(
+        default=86400, ge=60, description="how long an Idempotency-Key binds its upload (retries within it replay)"
+    )
     ingest_presigned_expiry_s: int = Field(default=900, ge=60, le=3600, description="presigned PUT URL lifetime")
     ingest_status_base_url: str = Field(
         default="http://127.0.0.1:8085", description="notifier base URL used in status_url"

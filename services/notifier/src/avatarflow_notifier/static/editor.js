@@ -8,6 +8,7 @@
   const base = "/v1/spaces/" + encodeURIComponent(spaceId);
   const storageKey = "avatarflow.editorToken." + spaceId;
   const $ = (id) => document.getElementById(id);
+  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
   function readToken() {
     const params = new URLSearchParams(window.location.hash.replace(/^#/, ""));
@@ -125,7 +126,7 @@
       } catch (err) {
         // network hiccup: reconnect below
       }
-      await new Promise((r) => setTimeout(r, delay));
+      await sleep(delay);
       delay = Math.min(delay * 2, 15000);
     }
   }
@@ -166,14 +167,38 @@
     $("catalogue").hidden = false;
   }
 
+  function newIdempotencyKey() {
+    if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
+    return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+  }
+
+  const UPLOAD_ATTEMPTS = 3;
+
   async function upload(file) {
     const form = new FormData();
     form.append("file", file);
     $("upload-result").textContent = "Uploading…";
-    try {
-      // The ingest service owns uploads; it must allow this page's origin (CORS).
-      const url = config.ingestBaseUrl + "/v1/spaces/" + encodeURIComponent(spaceId) + "/uploads";
-      const response = await fetch(url, { method: "POST", headers: { Authorization: "Bearer " + token }, body: form });
+    // One key per chosen file: a retry after a lost answer or a 503 resumes the same upload instead
+    // of making a second one (ingest answers it with the same upload_id).
+    const headers = { Authorization: "Bearer " + token, "Idempotency-Key": newIdempotencyKey() };
+    // The ingest service owns uploads; it must allow this page's origin (CORS).
+    const url = config.ingestBaseUrl + "/v1/spaces/" + encodeURIComponent(spaceId) + "/uploads";
+    for (let attempt = 1; attempt <= UPLOAD_ATTEMPTS; attempt++) {
+      const last = attempt === UPLOAD_ATTEMPTS;
+      let response;
+      try {
+        response = await fetch(url, { method: "POST", headers, body: form });
+      } catch (err) {
+        if (!last) { await sleep(2000 * attempt); continue; }
+        $("upload-result").textContent = "Upload failed: the upload service could not be reached.";
+        return;
+      }
+      if (response.status === 503 && !last) {
+        const wait = Number(response.headers.get("Retry-After")) || 5;
+        $("upload-result").textContent = "The upload service is busy; trying again…";
+        await sleep(Math.min(wait, 30) * 1000);
+        continue;
+      }
       const body = await response.json().catch(() => ({}));
       if (response.ok) {
         pendingUploadId = body.upload_id || null;
@@ -182,8 +207,7 @@
         // Ingest's clear 4xx messages (type, size, dimensions) are meant for the editor.
         $("upload-result").textContent = "Upload refused: " + (body.detail || "HTTP " + response.status);
       }
-    } catch (err) {
-      $("upload-result").textContent = "Upload failed: the upload service could not be reached.";
+      return;
     }
   }
 
