@@ -288,8 +288,9 @@ def test_publish_failure_undoes_a_plain_upload_and_a_keyed_retry_resumes(shared_
     image = (shared_dir / "avatar-images" / "accept_photo__bald-man-white-bg.jpg").read_bytes()
     with DevStack(workdir=tmp_path / "stack", broker_storage="s3") as local:
         assert local.endpoints is not None
-        # One publish attempt (15 s request timeout): what happens after the last one is the subject.
-        env = {**local.endpoints.service_env(), "AVATARFLOW_MAX_ATTEMPTS": "1"}
+        # One publish try per request (each waits the 15 s request timeout); the stages' retry budget
+        # (AVATARFLOW_MAX_ATTEMPTS, 6 by default) must not hold an HTTP request open.
+        env = {**local.endpoints.service_env(), "AVATARFLOW_INGEST_PUBLISH_ATTEMPTS": "1"}
         proc = ServiceProcess("ingest", env, tmp_path / "ingest.log").start()
         try:
             local.stop_component("tansu", kill=True)
@@ -305,6 +306,7 @@ def test_publish_failure_undoes_a_plain_upload_and_a_keyed_retry_resumes(shared_
                 keyed = pool.submit(post_keyed, proc.base_url, "space-k", image, "resume-key")
             assert plain.result().status_code == 503, plain.result().text
             assert keyed.result().status_code == 503, keyed.result().text
+            assert '"event": "publish_retry"' not in proc.log_tail(100_000)
             kept = originals(local.endpoints)
             assert len(kept) == 1 and len(originals(local.endpoints, "idempotency/")) == 1
             local.start_component("tansu")

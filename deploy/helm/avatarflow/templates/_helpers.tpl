@@ -195,6 +195,7 @@ AVATARFLOW_INGEST_MAX_SIDE: {{ $c.ingest.maxSide | int | toString | quote }}
 AVATARFLOW_INGEST_RATE_LIMIT_PER_MINUTE: {{ $c.ingest.rateLimitPerMinute | int | toString | quote }}
 AVATARFLOW_INGEST_PRESIGNED_EXPIRY_S: {{ $c.ingest.presignedExpiryS | int | toString | quote }}
 AVATARFLOW_INGEST_IDEMPOTENCY_WINDOW_S: {{ $c.ingest.idempotencyWindowS | int | toString | quote }}
+AVATARFLOW_INGEST_PUBLISH_ATTEMPTS: {{ $c.ingest.publishAttempts | int | toString | quote }}
 AVATARFLOW_INGEST_STATUS_BASE_URL: {{ $c.ingest.statusBaseUrl | quote }}
 AVATARFLOW_INGEST_CORS_ORIGINS: {{ $c.ingest.corsOrigins | quote }}
 {{- end }}

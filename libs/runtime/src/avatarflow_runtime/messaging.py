@@ -79,9 +79,13 @@ class EventBus:
                 description=description,
             )
 
-    async def _send(self, topic: str, value: bytes, key: bytes | None, headers: dict[str, str]) -> None:
+    async def _send(
+        self, topic: str, value: bytes, key: bytes | None, headers: dict[str, str], attempts: int | None = None
+    ) -> None:
         publisher = self._publishers.get(topic)
         delays = backoff_delays(self.settings)
+        if attempts is not None:
+            delays = delays[: max(attempts, 1) - 1]
         for attempt in range(len(delays) + 1):
             try:
                 if publisher is not None:
@@ -97,14 +101,16 @@ class EventBus:
                 log.warning("publish_retry", topic=topic, attempt=attempt + 1, error=type(exc).__name__)
                 await asyncio.sleep(delays[attempt])
 
-    async def publish(self, event: Envelope) -> None:
+    async def publish(self, event: Envelope, *, attempts: int | None = None) -> None:
+        """``attempts`` (default AVATARFLOW_MAX_ATTEMPTS) bounds the tries; a caller that holds an HTTP
+        request open passes fewer, since each try may wait out the producer's request timeout."""
         headers = {
             HEADER_TRACEPARENT: make_traceparent(event.trace_id),
             HEADER_EVENT_TYPE: event.event_type,
             HEADER_SCHEMA_VERSION: event.schema_version,
             "content-type": "application/json",
         }
-        await self._send(event.TOPIC.value, encode_event(event), event.space_id.encode(), headers)
+        await self._send(event.TOPIC.value, encode_event(event), event.space_id.encode(), headers, attempts)
 
     async def dead_letter(self, message: KafkaMessage, *, error: BaseException, error_type: str, attempts: int) -> None:
         record = message.raw_message

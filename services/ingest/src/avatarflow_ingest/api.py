@@ -101,7 +101,7 @@ def build_router(runtime: ServiceRuntime, settings: IngestSettings) -> APIRouter
         half-done; requests a retry resumes (same event id: an Idempotency-Key, a presigned ticket)
         keep it, because the broker may have stored the record even though the publish raised."""
         try:
-            await runtime.bus.publish(event)
+            await runtime.bus.publish(event, attempts=settings.ingest_publish_attempts)
             return None
         except Exception as exc:
             log.error("publish_failed", upload_id=str(event.upload_id), error=type(exc).__name__, undo=undo)

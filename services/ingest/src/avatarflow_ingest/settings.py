@@ -8,6 +8,12 @@ class IngestSettings(ServiceSettings, UploadLimits):
     service_name: str = "ingest"
     http_port: int = 8081
     ingest_rate_limit_per_minute: int = Field(default=30, ge=1, description="uploads per editor per minute")
+    ingest_publish_attempts: int = Field(
+        default=2,
+        ge=1,
+        le=10,
+        description="publish tries inside an upload request before 503 (each may wait the 15 s request timeout)",
+    )
     ingest_idempotency_window_s: int = Field(
         default=86400, ge=60, description="how long an Idempotency-Key binds its upload (retries within it replay)"
     )
