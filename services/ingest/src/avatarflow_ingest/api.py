@@ -154,7 +154,6 @@ def build_router(runtime: ServiceRuntime, settings: IngestSettings) -> APIRouter
                 # Only an absent record may be created; a stale one (expired, unreadable) is replaced.
                 await store.put_bytes(key, created.to_bytes(), "application/json", if_absent=record is None)
                 record, decision = created, Decision.REPLAY
-                log.info("upload_accepted", upload_id=str(event.upload_id), space_id=space_id, size=len(data))
             except (TransientError, PermanentError) as exc:
                 # No record, no upload: our copy of the file is not needed. Either S3 failed (the
                 # client gets 503 and retries) or a concurrent request with this key won the race.
@@ -170,8 +169,11 @@ def build_router(runtime: ServiceRuntime, settings: IngestSettings) -> APIRouter
         if record is None or decision is not Decision.REPLAY:
             return unavailable("Another request with this Idempotency-Key is in progress; please try again.")
         response = await replay(key, record)
-        if replayed and response.status_code == 202:
-            response.headers["Idempotent-Replayed"] = "true"
+        if response.status_code == 202:
+            if replayed:
+                response.headers["Idempotent-Replayed"] = "true"
+            upload_id = str(record.image_uploaded().upload_id)
+            log.info("upload_accepted", upload_id=upload_id, space_id=space_id, size=len(data), replayed=replayed)
         return response
 
     async def store_original(space_id: str, principal: Principal, data: bytes, content_type: str) -> ImageUploaded:
