@@ -124,7 +124,7 @@ def build_router(runtime: ServiceRuntime, settings: IngestSettings) -> APIRouter
             log.warning("idempotency_record_unreadable")
         return record
 
-    async def replay(key: str, record: IdempotencyRecord) -> JSONResponse:
+    async def replay(key: str, record: IdempotencyRecord, *, replayed: bool) -> JSONResponse:
         """Answer with the recorded upload; publish its event again unless the broker confirmed it."""
         event = record.image_uploaded()
         if not record.published:
@@ -136,7 +136,36 @@ def build_router(runtime: ServiceRuntime, settings: IngestSettings) -> APIRouter
             except (TransientError, PermanentError) as exc:
                 # Harmless: a later retry publishes the same event id again and the stages drop it.
                 log.warning("idempotency_record_not_updated", error=str(exc))
-        return accepted(event)
+        log.info(
+            "upload_accepted",
+            upload_id=str(event.upload_id),
+            space_id=event.space_id,
+            size=event.original.size,
+            replayed=replayed,
+        )
+        response = accepted(event)
+        if replayed:
+            response.headers["Idempotent-Replayed"] = "true"
+        return response
+
+    async def create_upload(
+        key: str, stale: bool, space_id: str, principal: Principal, data: bytes, content_type: str, digest: str
+    ) -> IdempotencyRecord | None:
+        """Store the file and its record; None when a concurrent request with this key created the
+        record first. Only an absent record may be created; a ``stale`` one (expired, unreadable)
+        is replaced."""
+        event = await store_original(space_id, principal, data, content_type)
+        created = IdempotencyRecord.for_event(event, digest, datetime.now(UTC))
+        try:
+            await store.put_bytes(key, created.to_bytes(), "application/json", if_absent=not stale)
+            return created
+        except (TransientError, PermanentError) as exc:
+            # No record, no upload: our copy of the file is not needed. Either S3 failed (the client
+            # gets 503 and retries) or a concurrent request with this key won the race.
+            await discard(event.original.key)
+            if isinstance(exc, PermanentError) and exc.code == "object_exists":
+                return None
+            raise
 
     async def idempotent_upload(
         idempotency_key: str, space_id: str, principal: Principal, data: bytes, content_type: str
@@ -146,35 +175,20 @@ def build_router(runtime: ServiceRuntime, settings: IngestSettings) -> APIRouter
         window = timedelta(seconds=settings.ingest_idempotency_window_s)
         record = await load_record(key)
         decision = decide(record, digest, datetime.now(UTC), window)
-        replayed = decision is not Decision.NEW
         if decision is Decision.NEW:
-            event = await store_original(space_id, principal, data, content_type)
-            created = IdempotencyRecord.for_event(event, digest, datetime.now(UTC))
-            try:
-                # Only an absent record may be created; a stale one (expired, unreadable) is replaced.
-                await store.put_bytes(key, created.to_bytes(), "application/json", if_absent=record is None)
-                record, decision = created, Decision.REPLAY
-            except (TransientError, PermanentError) as exc:
-                # No record, no upload: our copy of the file is not needed. Either S3 failed (the
-                # client gets 503 and retries) or a concurrent request with this key won the race.
-                await discard(event.original.key)
-                if not (isinstance(exc, PermanentError) and exc.code == "object_exists"):
-                    raise
-                record = await load_record(key)
-                decision, replayed = decide(record, digest, datetime.now(UTC), window), True
+            stale = record is not None
+            created = await create_upload(key, stale, space_id, principal, data, content_type, digest)
+            if created is not None:
+                return await replay(key, created, replayed=False)
+            record = await load_record(key)
+            decision = decide(record, digest, datetime.now(UTC), window)
         if decision is Decision.CONFLICT:
             return refusal(
                 Refusal(422, "idempotency_key_reused", "This Idempotency-Key was already used for another file.")
             )
         if record is None or decision is not Decision.REPLAY:
             return unavailable("Another request with this Idempotency-Key is in progress; please try again.")
-        response = await replay(key, record)
-        if response.status_code == 202:
-            if replayed:
-                response.headers["Idempotent-Replayed"] = "true"
-            upload_id = str(record.image_uploaded().upload_id)
-            log.info("upload_accepted", upload_id=upload_id, space_id=space_id, size=len(data), replayed=replayed)
-        return response
+        return await replay(key, record, replayed=True)
 
     async def store_original(space_id: str, principal: Principal, data: bytes, content_type: str) -> ImageUploaded:
         """Store the admitted file under a fresh upload id; the event that announces it (unpublished)."""
