@@ -15,6 +15,7 @@ import httpx
 import pytest
 from avatarflow_contracts import ImageUploaded, Topic, decode_event
 from avatarflow_runtime.auth import mint_token
+from avatarflow_runtime.keys import idempotency_record_key
 from avatarflow_runtime.settings import ServiceSettings
 from avatarflow_runtime.tracing import parse_traceparent
 
@@ -318,3 +319,17 @@ def test_publish_failure_undoes_a_plain_upload_and_a_keyed_retry_resumes(shared_
             assert event.event_id == uuid.uuid5(event.upload_id, "image.uploaded")
         finally:
             proc.stop(timeout_s=20)
+
+
+def test_an_unreadable_idempotency_record_is_replaced_not_raced(
+    stack: StackEndpoints, ingest: ServiceProcess, shared_dir: Path
+) -> None:
+    """A record this version cannot read (damaged, or written by a future version) binds nothing: the
+    request makes the upload and replaces it, instead of losing a race against it forever."""
+    image = (shared_dir / "avatar-images" / "accept_photo__bald-man-white-bg.jpg").read_bytes()
+    record_key = idempotency_record_key("space-u", "editor-1", "garbled-key")
+    s3(stack).put_object(Bucket=stack.bucket, Key=record_key, Body=b'{"version": 99}')
+    first = post_keyed(ingest.base_url, "space-u", image, "garbled-key")
+    assert first.status_code == 202, first.text
+    again = post_keyed(ingest.base_url, "space-u", image, "garbled-key")
+    assert again.status_code == 202 and again.json()["upload_id"] == first.json()["upload_id"]

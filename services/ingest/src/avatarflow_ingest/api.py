@@ -112,17 +112,18 @@ def build_router(runtime: ServiceRuntime, settings: IngestSettings) -> APIRouter
                     log.error("undo_delete_failed", upload_id=str(event.upload_id))
             return unavailable("Upload service is busy; please try again.")
 
-    async def load_record(key: str) -> IdempotencyRecord | None:
+    async def load_record(key: str) -> tuple[IdempotencyRecord | None, bool]:
+        """(the record if this version can read it, whether an object is there at all)."""
         try:
             raw = await store.read_untrusted(key, max_bytes=MAX_RECORD_BYTES)
         except PermanentError as exc:
             if exc.code == "object_missing":
-                return None
+                return None, False
             raise TransientError(f"idempotency record unreadable: {exc.code}") from exc
         record = IdempotencyRecord.from_bytes(raw)
         if record is None:
             log.warning("idempotency_record_unreadable")
-        return record
+        return record, True
 
     async def replay(key: str, record: IdempotencyRecord, *, replayed: bool) -> JSONResponse:
         """Answer with the recorded upload; publish its event again unless the broker confirmed it."""
@@ -173,14 +174,14 @@ def build_router(runtime: ServiceRuntime, settings: IngestSettings) -> APIRouter
         key = idempotency_record_key(space_id, principal.subject, idempotency_key)
         digest = sha256_hex(data)
         window = timedelta(seconds=settings.ingest_idempotency_window_s)
-        record = await load_record(key)
+        record, present = await load_record(key)
         decision = decide(record, digest, datetime.now(UTC), window)
         if decision is Decision.NEW:
-            stale = record is not None
-            created = await create_upload(key, stale, space_id, principal, data, content_type, digest)
+            # An object there that binds nothing (expired, unreadable) is stale: replaced, not raced.
+            created = await create_upload(key, present, space_id, principal, data, content_type, digest)
             if created is not None:
                 return await replay(key, created, replayed=False)
-            record = await load_record(key)
+            record, _ = await load_record(key)
             decision = decide(record, digest, datetime.now(UTC), window)
         if decision is Decision.CONFLICT:
             return refusal(
