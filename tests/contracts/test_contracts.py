@@ -87,12 +87,43 @@ def test_round_trip_and_additive_minor_version_is_accepted() -> None:
         (lambda d: json.dumps({**d, "space_id": ["x"]}).encode(), MalformedEvent),
         (lambda d: json.dumps({**d, "trace_id": "0" * 32}).encode(), MalformedEvent),
         (lambda d: json.dumps({**d, "pad": "x" * 600_000}).encode(), EventTooLarge),
+        # A time without a timezone cannot be compared with aware times: poison at decode (issue 16).
+        (lambda d: json.dumps({**d, "occurred_at": "2026-11-02T10:00:00"}).encode(), MalformedEvent),
     ],
 )
 def test_poison_records_raise_poison_errors(mutate, error) -> None:  # type: ignore[no-untyped-def]
     payload = json.loads(encode_event(sample()))
     with pytest.raises(error):
         decode_event(mutate(payload), ImageUploaded)
+
+
+def test_every_contract_timestamp_requires_a_timezone() -> None:
+    """No model in libs/contracts accepts a naive datetime (pydantic's AwareDatetime everywhere)."""
+    import datetime as dt
+    import inspect
+
+    import avatarflow_contracts.events as events_module
+    import avatarflow_contracts.manifest as manifest_module
+    from pydantic import BaseModel
+
+    models = [
+        obj
+        for module in (events_module, manifest_module)
+        for obj in vars(module).values()
+        if inspect.isclass(obj) and issubclass(obj, BaseModel) and obj.__module__ == module.__name__
+    ]
+    timestamp_fields = 0
+    for model in models:
+        for name, field in model.model_fields.items():
+            if field.annotation is dt.datetime:
+                raise AssertionError(f"{model.__name__}.{name} accepts naive datetimes")
+            if "AwareDatetime" in str(field.annotation):
+                timestamp_fields += 1
+                schema = model.model_json_schema()
+                assert schema["properties"][name]["format"] == "date-time"
+    assert timestamp_fields >= 2  # Envelope.occurred_at (inherited by every event) and DeadLetter.failed_at
+    with pytest.raises(ValidationError):
+        ImageUploaded.model_validate({**json.loads(encode_event(sample())), "occurred_at": "2026-11-02T10:00:00"})
 
 
 def test_object_ref_rejects_bad_digest_and_follow_up_ids_are_deterministic() -> None:

@@ -14,7 +14,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from .reasons import ReasonCode, WarningCode
 from .topics import Topic
@@ -127,7 +127,8 @@ class Envelope(_Model):
     event_id: uuid.UUID = Field(default_factory=uuid.uuid4)
     event_type: str
     schema_version: str = SCHEMA_VERSION
-    occurred_at: datetime = Field(default_factory=utcnow)
+    # Timezone required: a naive time is poison at decode (dead-lettered), never a TypeError later.
+    occurred_at: AwareDatetime = Field(default_factory=utcnow)
     upload_id: uuid.UUID
     space_id: Identifier
     editor_id: Identifier
@@ -267,7 +268,7 @@ class DeadLetter(_Model):
 
     dead_letter_id: uuid.UUID = Field(default_factory=uuid.uuid4)
     schema_version: str = SCHEMA_VERSION
-    failed_at: datetime = Field(default_factory=utcnow)
+    failed_at: AwareDatetime = Field(default_factory=utcnow)
     service: str
     topic: str
     partition: int
