@@ -5,6 +5,8 @@ It consumes image.uploaded and answers each upload with one avatar.failed event 
 With ECHO_CRASH_ONCE_FILE and ECHO_CRASH_ON (an upload id) set, the output for that upload's record
 is published and then the process dies with os._exit before the offset is committed, as a kill -9
 would. (The topic is shared by the whole test session, so the crash must target the test's record.)
+With ECHO_FAIL_ON (an upload id) the handler fails for good on that upload and the stage's
+``on_failure`` raises too: the failure path itself fails (issue 16, defect 2).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 
 from avatarflow_contracts import AvatarFailed, Envelope, ImageUploaded, Topic
 from avatarflow_runtime import messaging
+from avatarflow_runtime.errors import PermanentError
 from avatarflow_runtime.logging import configure_logging
 from avatarflow_runtime.messaging import EventBus, StageSpec, stage_consumer
 from avatarflow_runtime.service import make_broker
@@ -23,22 +26,30 @@ from avatarflow_runtime.settings import ServiceSettings
 
 crash_file = os.environ.get("ECHO_CRASH_ONCE_FILE")
 crash_on = os.environ.get("ECHO_CRASH_ON", "").encode()
-original_settle = messaging._settle
+fail_on = os.environ.get("ECHO_FAIL_ON", "")
+original_publish_then_ack = messaging.publish_then_ack
 
 
-async def settle_then_maybe_crash(message, publishing, settings):  # type: ignore[no-untyped-def]
+async def publish_then_maybe_crash(message, bus, outputs):  # type: ignore[no-untyped-def]
     value = message.raw_message.value or b""
     if crash_file and crash_on and crash_on in value and not Path(crash_file).exists():
-        await publishing  # the output reached the broker...
+        for output in outputs:
+            await bus.publish(output)  # the output reached the broker...
         Path(crash_file).write_text("crashed")
         os._exit(17)  # ...but the offset was never committed
-    await original_settle(message, publishing, settings)
+    await original_publish_then_ack(message, bus, outputs)
 
 
-messaging._settle = settle_then_maybe_crash  # type: ignore[assignment]
+messaging.publish_then_ack = publish_then_maybe_crash  # type: ignore[assignment]
+
+
+def broken_on_failure(event: ImageUploaded, error: BaseException, attempts: int) -> Envelope | None:
+    raise RuntimeError(f"on_failure broke on {event.upload_id}")
 
 
 async def echo(event: ImageUploaded) -> list[Envelope]:
+    if fail_on and str(event.upload_id) == fail_on:
+        raise PermanentError("echo_refused", "this upload always fails")
     return [
         event.follow_up(
             AvatarFailed,
@@ -64,7 +75,12 @@ async def main() -> None:
     bus = EventBus(broker, settings)
     bus.declare(Topic.AVATAR_FAILED, AvatarFailed)
     group = os.environ["ECHO_GROUP"]
-    stage_consumer(broker, bus, settings, StageSpec(Topic.IMAGE_UPLOADED, group, ImageUploaded, echo))
+    stage_consumer(
+        broker,
+        bus,
+        settings,
+        StageSpec(Topic.IMAGE_UPLOADED, group, ImageUploaded, echo, broken_on_failure if fail_on else None),
+    )
     await broker.start()
     Path(os.environ["ECHO_READY_FILE"]).write_text("ready")
     stop = asyncio.Event()

@@ -1,4 +1,9 @@
-"""The stage template on the real broker: DLQ for poison records, redelivery after a crash."""
+"""The stage template on the real broker: DLQ for poison records, redelivery after a crash.
+
+Dead letters (issue 16): the value is the original bytes (an S3 copy's ObjectRef when they would not
+fit), the context is in ``dlt-*`` headers, and no failure, not even one inside the failure path,
+lets the commit move past a record.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +15,10 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
+import boto3
 import pytest
 from aiokafka import AIOKafkaProducer
 from avatarflow_contracts import AvatarFailed, DeadLetter, ImageUploaded, ObjectRef, Topic, encode_event
@@ -35,7 +42,8 @@ def uploaded(space: str = "space-t") -> ImageUploaded:
 
 
 async def produce(bootstrap: str, values: list[bytes], key: bytes = b"space-t") -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    # Room for the oversized source records of the dead-letter size tests.
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", max_request_size=4 * 1024 * 1024)
     await producer.start()
     try:
         for value in values:
@@ -45,7 +53,14 @@ async def produce(bootstrap: str, values: list[bytes], key: bytes = b"space-t") 
 
 
 class EchoStage:
-    def __init__(self, stack: StackEndpoints, tmp: Path, group: str, crash_on: str | None = None) -> None:
+    def __init__(
+        self,
+        stack: StackEndpoints,
+        tmp: Path,
+        group: str,
+        crash_on: str | None = None,
+        fail_on: str | None = None,
+    ) -> None:
         self.ready = tmp / f"ready-{uuid.uuid4().hex}"
         env = {
             **os.environ,
@@ -57,6 +72,8 @@ class EchoStage:
         if crash_on:
             env["ECHO_CRASH_ONCE_FILE"] = str(tmp / f"crash-{group}")
             env["ECHO_CRASH_ON"] = crash_on
+        if fail_on:
+            env["ECHO_FAIL_ON"] = fail_on
         self.log = (tmp / f"echo-{uuid.uuid4().hex}.log").open("wb")
         self.proc = subprocess.Popen([sys.executable, str(ECHO)], env=env, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
@@ -87,6 +104,30 @@ def group() -> str:
     return f"test-echo-{uuid.uuid4().hex[:8]}"
 
 
+def dead_letters(
+    stack: StackEndpoints, until: Callable[[list[tuple[DeadLetter, Record]]], bool]
+) -> list[tuple[DeadLetter, Record]]:
+    def parsed(records: list[Record]) -> list[tuple[DeadLetter, Record]]:
+        return [(DeadLetter.from_headers(r.headers), r) for r in records]
+
+    records = asyncio.run(
+        read_topic(stack.kafka_bootstrap, Topic.DEAD_LETTER.value, timeout_s=90, until=lambda rs: until(parsed(rs)))
+    )
+    return parsed(records)
+
+
+def wait_output(stack: StackEndpoints, upload_id: uuid.UUID) -> list[Record]:
+    outputs = asyncio.run(
+        read_topic(
+            stack.kafka_bootstrap,
+            Topic.AVATAR_FAILED.value,
+            timeout_s=90,
+            until=lambda rs: bool(records_for(rs, upload_id)),
+        )
+    )
+    return records_for(outputs, upload_id)
+
+
 def test_poison_records_go_to_dead_letter_and_stream_keeps_flowing(
     stack: StackEndpoints, tmp_path: Path, group: str
 ) -> None:
@@ -95,55 +136,102 @@ def test_poison_records_go_to_dead_letter_and_stream_keeps_flowing(
     future_major["schema_version"] = "2.0"
     wrong_types = json.loads(encode_event(uploaded()))
     wrong_types["original"]["size"] = "huge"
+    naive_time = json.loads(encode_event(uploaded()))
+    naive_time["occurred_at"] = "2026-11-02T10:00:00"  # no timezone (issue 16, defect 3)
     marker = uuid.uuid4().hex
     poison = [
         b"{not json" + marker.encode(),
         json.dumps({**future_major, "marker": marker}).encode(),
         json.dumps({**wrong_types, "marker": marker}).encode(),
         b'{"marker":"' + marker.encode() + b'","pad":"' + b"x" * 600_000 + b'"}',
+        json.dumps({**naive_time, "marker": marker}).encode(),
     ]
     asyncio.run(produce(stack.kafka_bootstrap, [encode_event(before), *poison, encode_event(after)]))
     stage = EchoStage(stack, tmp_path, group)
     try:
-        outputs = asyncio.run(
-            read_topic(
-                stack.kafka_bootstrap,
-                Topic.AVATAR_FAILED.value,
-                timeout_s=60,
-                until=lambda rs: bool(records_for(rs, after.upload_id)),
-            )
+        assert wait_output(stack, before.upload_id) and wait_output(stack, after.upload_id)
+        letters = dead_letters(
+            stack, lambda ls: sum(1 for d, r in ls if d.consumer_group == group and marker.encode() in r.value) >= 5
         )
-        assert records_for(outputs, before.upload_id) and records_for(outputs, after.upload_id)
-        letters = asyncio.run(
-            read_topic(
-                stack.kafka_bootstrap,
-                Topic.DEAD_LETTER.value,
-                timeout_s=60,
-                until=lambda rs: (
-                    sum(
-                        marker.encode() in DeadLetter.model_validate_json(r.value).model_dump_json().encode()
-                        or marker in _orig(r)
-                        for r in rs
-                    )
-                    >= 4
-                ),
-            )
+        ours = [(d, r) for d, r in letters if d.consumer_group == group and marker.encode() in r.value]
+        assert sorted(d.error_type.rsplit(".", 1)[-1] for d, _ in ours) == sorted(
+            ["MalformedEvent", "UnknownSchemaVersion", "MalformedEvent", "EventTooLarge", "MalformedEvent"]
         )
-        ours = [DeadLetter.model_validate_json(r.value) for r in letters if marker in _orig(r)]
-        assert sorted(letter.error_type for letter in ours) == sorted(
-            ["MalformedEvent", "UnknownSchemaVersion", "MalformedEvent", "EventTooLarge"]
-        )
-        assert all(letter.service == "echo" and letter.topic == Topic.IMAGE_UPLOADED.value for letter in ours)
+        # The value is the original record byte for byte; the context is in the headers.
+        assert sorted(r.value for _, r in ours) == sorted(poison)
+        assert all(d.value_location == "inline" and d.attempts == 1 for d, _ in ours)
+        assert all(d.service == "echo" and d.topic == Topic.IMAGE_UPLOADED.value for d, _ in ours)
+        assert all(r.key == b"space-t" and d.error_type.startswith("avatarflow_contracts.") for d, r in ours)
+        offsets = sorted(d.offset for d, _ in ours)
+        assert len(set(offsets)) == 5 and offsets[-1] - offsets[0] == 4  # five consecutive source records
+        naive = [d for d, r in ours if b"2026-11-02T10:00:00" in r.value]
+        assert naive and "timezone" in naive[0].error.lower()
         assert stage.proc.poll() is None, "a poison record must never crash the consumer"
     finally:
         stage.stop()
 
 
-def _orig(record: Record) -> str:
-    import base64
+def test_records_near_and_above_the_producer_limit_are_dead_lettered_without_blocking(
+    stack: StackEndpoints, tmp_path: Path, group: str
+) -> None:
+    """Before issue 16 a ~800 KiB record became a >1 MiB base64 dead letter and blocked its partition."""
+    marker = uuid.uuid4().hex.encode()
+    near = b'{"marker":"' + marker + b'","pad":"' + os.urandom(400_000).hex().encode() + b'"}'  # ~800 KB
+    above = b'{"marker":"' + marker + b'","pad":"' + os.urandom(650_000).hex().encode() + b'"}'  # ~1.3 MB
+    after = uploaded()
+    asyncio.run(produce(stack.kafka_bootstrap, [near, above, encode_event(after)]))
+    stage = EchoStage(stack, tmp_path, group)
+    try:
+        assert wait_output(stack, after.upload_id), "the record after the large ones was never processed"
+        letters = dead_letters(
+            stack,
+            lambda ls: (
+                sum(1 for d, r in ls if d.consumer_group == group and marker in r.value[:100]) >= 1
+                and any(d.consumer_group == group and d.value_location == "s3" for d, _ in ls)
+            ),
+        )
+        # The group starts at the topic's beginning: pick this test's records by their marker.
+        inline = [(d, r) for d, r in letters if d.consumer_group == group and marker in r.value[:100]]
+        copied = [(d, r) for d, r in letters if d.consumer_group == group and d.value_location == "s3"]
+        assert len(inline) == 1 and inline[0][1].value == near
+        assert len(copied) == 1, "exactly one dead letter for the oversized record (no endless retry)"
+        letter, record = copied[0]
+        assert len(record.value) < 2_000 and letter.error_type.endswith("EventTooLarge")
+        assert (letter.topic, letter.offset) == (Topic.IMAGE_UPLOADED.value, inline[0][0].offset + 1)
+        ref = ObjectRef.model_validate_json(record.value)
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=stack.s3_endpoint,
+            aws_access_key_id=stack.s3_access_key,
+            aws_secret_access_key=stack.s3_secret_key,
+            region_name="us-east-1",
+        )
+        copy = s3.get_object(Bucket=ref.bucket, Key=ref.key)["Body"].read()
+        assert copy == above and ref.size == len(above) and ref.key.startswith(f"dead-letters/{group}/")
+    finally:
+        stage.stop()
 
-    letter = DeadLetter.model_validate_json(record.value)
-    return base64.b64decode(letter.value_b64)[:700_000].decode("utf-8", "replace")
+
+def test_a_failing_on_failure_still_dead_letters_and_never_skips_the_record(
+    stack: StackEndpoints, tmp_path: Path, group: str
+) -> None:
+    """Before issue 16 an exception in on_failure left the record unacked and the next commit skipped it."""
+    doomed, after = uploaded(), uploaded()
+    asyncio.run(produce(stack.kafka_bootstrap, [encode_event(doomed), encode_event(after)]))
+    stage = EchoStage(stack, tmp_path, group, fail_on=str(doomed.upload_id))
+    try:
+        assert wait_output(stack, after.upload_id)
+        letters = dead_letters(
+            stack,
+            lambda ls: any(d.consumer_group == group and str(doomed.upload_id).encode() in r.value for d, r in ls),
+        )
+        ours = [d for d, r in letters if d.consumer_group == group and str(doomed.upload_id).encode() in r.value]
+        assert len(ours) == 1
+        assert ours[0].error_type.endswith("PermanentError") and ours[0].note
+        assert "on_failure raised" in ours[0].note and "RuntimeError" in ours[0].note
+        assert stage.proc.poll() is None
+    finally:
+        stage.stop()
 
 
 def test_crash_before_commit_redelivers_and_output_is_idempotent(

@@ -88,13 +88,9 @@ def wait_failed(stack: StackEndpoints, upload_id: uuid.UUID) -> tuple[AvatarFail
     )
     events = [AvatarFailed.model_validate_json(r.value) for r in failed if marker in r.value]
     assert events, f"no avatar.failed for {upload_id}"
-    letters = [
-        DeadLetter.model_validate_json(r.value)
-        for r in asyncio.run(read_topic(stack.kafka_bootstrap, Topic.DEAD_LETTER.value, idle_s=1))
-    ]
-    import base64
-
-    ours = [d for d in letters if marker in base64.b64decode(d.value_b64)]
+    records = asyncio.run(read_topic(stack.kafka_bootstrap, Topic.DEAD_LETTER.value, idle_s=1))
+    # Dead letters keep the original bytes as their value, the context in dlt-* headers.
+    ours = [DeadLetter.from_headers(r.headers) for r in records if marker in r.value]
     return events[0], ours
 
 
@@ -165,5 +161,5 @@ def test_animator_corrupt_cutout_ends_in_avatar_failed(
     asyncio.run(publish(stack, event))
     failed, letters = wait_failed(stack, event.upload_id)
     assert failed.stage == "animator" and failed.error_code == "corrupt_object"
-    assert letters and letters[0].error_type == "CorruptObject"
+    assert letters and letters[0].error_type == "avatarflow_runtime.errors.CorruptObject"
     assert stages["animator"].popen is not None and stages["animator"].popen.poll() is None

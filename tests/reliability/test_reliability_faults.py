@@ -8,7 +8,6 @@ matching its sha256, (c) no conflicting terminal events, (d) every consumer grou
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import threading
@@ -20,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
+from avatarflow_contracts import DeadLetter
 from prometheus_client.parser import text_string_to_metric_families
 
 from avatarflow.devstack.harness import DEAD_LETTER_TOPIC, EVENT_TOPICS, GROUP_TOPICS, PipelineHarness, Upload
@@ -158,17 +158,18 @@ def test_poison_event_on_every_topic_is_dead_lettered_and_the_stream_flows_on(
     deadline = time.monotonic() + TIMEOUT_S
     while time.monotonic() < deadline and found != expected:
         for record in harness.read_all((DEAD_LETTER_TOPIC,), idle_s=1.0)[DEAD_LETTER_TOPIC]:
-            letter = json.loads(record.value)
-            headers = {k: base64.b64decode(v) for k, v in letter["headers"]}
-            tag = headers.get("poison-marker", b"").decode()
+            # The original headers travel with the dead letter; its context is in dlt-* headers.
+            tag = record.headers.get("poison-marker", b"").decode()
             if not tag.startswith(marker):
                 continue
             _, topic, kind = tag.split(":")
-            assert letter["topic"] == topic and letter["error_type"] == EXPECTED_ERROR[kind], letter["error_type"]
-            assert letter["error"], "dead letter without the error"
-            assert base64.b64decode(letter["value_b64"]) == POISONS[kind](topic)  # original bytes kept
-            group = f"avatarflow-{letter['service']}"
-            found.add((topic, kind, group))
+            letter = DeadLetter.from_headers(record.headers)
+            error_class = letter.error_type.rsplit(".", 1)[-1]
+            assert letter.topic == topic and error_class == EXPECTED_ERROR[kind], letter.error_type
+            assert letter.error, "dead letter without the error"
+            assert record.value == POISONS[kind](topic)  # original bytes kept, as the value
+            assert letter.consumer_group == f"avatarflow-{letter.service}"
+            found.add((topic, kind, letter.consumer_group))
         time.sleep(1)
     assert found == expected, f"missing dead letters: {sorted(expected - found)}"
     _finish(harness, uploads, reliability_figures, "poison_every_topic", fault_at, faults=len(records))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
 import sys
 from collections import Counter
@@ -151,44 +150,54 @@ async def _commit_group(bootstrap: str, group: str, topic: str, records: list[An
 
 def _replay_dlq(args: argparse.Namespace) -> int:
     from aiokafka import AIOKafkaProducer
-    from avatarflow_contracts import DeadLetter, Topic
+    from avatarflow_contracts import DeadLetter, ObjectRef, Topic
+    from avatarflow_contracts.events import DLT_PREFIX
 
     from avatarflow.devstack.topics import read_topic
 
     bootstrap = _bootstrap(args.bootstrap)
     since = parse_since(args.since) if args.since else None
-    letters = []
+    selected: list[tuple[DeadLetter, Any]] = []
     for record in asyncio.run(read_topic(bootstrap, Topic.DEAD_LETTER.value, idle_s=2, timeout_s=120)):
-        letter = DeadLetter.model_validate_json(record.value)
+        letter = DeadLetter.from_headers(record.headers)
         if args.topic and letter.topic != args.topic:
             continue
         if since and letter.failed_at < since:
             continue
-        if args.error_type and letter.error_type != args.error_type:
+        if args.error_type and args.error_type not in (letter.error_type, letter.error_type.rsplit(".", 1)[-1]):
             continue
-        letters.append(letter)
+        selected.append((letter, record))
+
+    def original_value(letter: DeadLetter, record: Any) -> bytes:
+        if letter.value_location == "inline":
+            return bytes(record.value)
+        from avatarflow_runtime.settings import ServiceSettings
+        from avatarflow_runtime.storage import ObjectStore
+
+        ref = ObjectRef.model_validate_json(record.value)
+        return ObjectStore.from_settings(ServiceSettings()).get_bytes_sync(ref, max_bytes=ref.size)
 
     async def publish() -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", max_request_size=64 * 1024 * 1024)
         await producer.start()
         try:
-            for letter in letters:
-                headers = [(k, base64.b64decode(v)) for k, v in letter.headers]
+            for letter, record in selected:
+                headers = [(k, v) for k, v in record.headers.items() if not k.startswith(DLT_PREFIX)]
                 await producer.send_and_wait(
                     letter.topic,
-                    base64.b64decode(letter.value_b64),
-                    key=base64.b64decode(letter.key_b64) if letter.key_b64 else None,
+                    original_value(letter, record),
+                    key=record.key,
                     headers=[*headers, ("replayed_from_dlq", str(letter.dead_letter_id).encode())],
                 )
         finally:
             await producer.stop()
 
-    for letter in letters:
+    for letter, _ in selected:
         print(
             f"{'would replay' if args.dry_run else 'replay'} {letter.topic}[{letter.partition}]@{letter.offset} "
             f"({letter.error_type})"
         )
-    if not args.dry_run and letters:
+    if not args.dry_run and selected:
         asyncio.run(publish())
-    print(f"{len(letters)} record(s) {'selected' if args.dry_run else 'replayed'}")
+    print(f"{len(selected)} record(s) {'selected' if args.dry_run else 'replayed'}")
     return 0

@@ -263,22 +263,98 @@ class AvatarFailed(Envelope):
     attempts: int = Field(ge=1)
 
 
+# Dead-letter headers (the Spring Kafka / Kafka Connect convention: the value stays the original
+# bytes, the context travels in headers). The original record's own headers are kept as they were.
+DLT_PREFIX = "dlt-"
+DLT_ORIGINAL_TOPIC = "dlt-original-topic"
+DLT_ORIGINAL_PARTITION = "dlt-original-partition"
+DLT_ORIGINAL_OFFSET = "dlt-original-offset"
+DLT_ORIGINAL_TIMESTAMP = "dlt-original-timestamp"
+DLT_CONSUMER_GROUP = "dlt-original-consumer-group"
+DLT_EXCEPTION_FQCN = "dlt-exception-fqcn"
+DLT_EXCEPTION_MESSAGE = "dlt-exception-message"
+DLT_ATTEMPTS = "dlt-attempts"
+DLT_SERVICE = "dlt-service"
+DLT_ID = "dlt-id"
+DLT_FAILED_AT = "dlt-failed-at"
+DLT_SCHEMA_VERSION = "dlt-schema-version"
+# "inline": the record value is the original value; "s3": the value is an ObjectRef (JSON) of a copy.
+DLT_VALUE_LOCATION = "dlt-value-location"
+DLT_HEADERS_DROPPED = "dlt-original-headers-dropped"
+DLT_NOTE = "dlt-note"
+MAX_EXCEPTION_MESSAGE = 1000
+
+
 class DeadLetter(_Model):
-    """A record that could not be processed: kept byte for byte so it can be replayed after a fix."""
+    """The context of a dead-letter record, carried in its ``dlt-*`` headers.
+
+    The record's key is the original key and its value the original bytes (or, when those would not
+    fit under the producer's request limit, a JSON :class:`ObjectRef` of a copy in S3), so a dead
+    letter always fits and can be replayed byte for byte after a fix.
+    """
 
     dead_letter_id: uuid.UUID = Field(default_factory=uuid.uuid4)
     schema_version: str = SCHEMA_VERSION
     failed_at: AwareDatetime = Field(default_factory=utcnow)
     service: str
-    topic: str
+    consumer_group: str
+    topic: str = Field(description="the original topic")
     partition: int
     offset: int
-    key_b64: str | None = None
-    value_b64: str = Field(description="the original record value, base64")
-    headers: list[tuple[str, str]] = Field(default_factory=list, description="header values base64")
-    error_type: str
-    error: str = Field(max_length=4000)
+    timestamp_ms: int | None = Field(default=None, description="the original record's timestamp")
+    error_type: str = Field(description="exception class, fully qualified")
+    error: str = Field(max_length=MAX_EXCEPTION_MESSAGE, description="exception message (truncated)")
     attempts: int = Field(ge=1)
+    value_location: Literal["inline", "s3"] = "inline"
+    headers_dropped: bool = Field(default=False, description="original headers too large to keep")
+    note: str | None = Field(default=None, max_length=MAX_EXCEPTION_MESSAGE)
+
+    def to_headers(self) -> list[tuple[str, bytes]]:
+        pairs = [
+            (DLT_ID, str(self.dead_letter_id)),
+            (DLT_SCHEMA_VERSION, self.schema_version),
+            (DLT_FAILED_AT, self.failed_at.isoformat()),
+            (DLT_SERVICE, self.service),
+            (DLT_CONSUMER_GROUP, self.consumer_group),
+            (DLT_ORIGINAL_TOPIC, self.topic),
+            (DLT_ORIGINAL_PARTITION, str(self.partition)),
+            (DLT_ORIGINAL_OFFSET, str(self.offset)),
+            (DLT_EXCEPTION_FQCN, self.error_type),
+            (DLT_EXCEPTION_MESSAGE, self.error),
+            (DLT_ATTEMPTS, str(self.attempts)),
+            (DLT_VALUE_LOCATION, self.value_location),
+        ]
+        if self.timestamp_ms is not None:
+            pairs.append((DLT_ORIGINAL_TIMESTAMP, str(self.timestamp_ms)))
+        if self.headers_dropped:
+            pairs.append((DLT_HEADERS_DROPPED, "true"))
+        if self.note:
+            pairs.append((DLT_NOTE, self.note))
+        return [(k, v.encode()) for k, v in pairs]
+
+    @classmethod
+    def from_headers(cls, headers: Any) -> DeadLetter:
+        """Parse the ``dlt-*`` headers of a dead-letter record (a mapping or (name, bytes) pairs)."""
+        items = headers.items() if hasattr(headers, "items") else headers
+        found = {k: (v or b"").decode("utf-8", "replace") for k, v in items if k.startswith(DLT_PREFIX)}
+        timestamp = found.get(DLT_ORIGINAL_TIMESTAMP)
+        return cls(
+            dead_letter_id=uuid.UUID(found[DLT_ID]),
+            schema_version=found.get(DLT_SCHEMA_VERSION, SCHEMA_VERSION),
+            failed_at=datetime.fromisoformat(found[DLT_FAILED_AT]),
+            service=found[DLT_SERVICE],
+            consumer_group=found[DLT_CONSUMER_GROUP],
+            topic=found[DLT_ORIGINAL_TOPIC],
+            partition=int(found[DLT_ORIGINAL_PARTITION]),
+            offset=int(found[DLT_ORIGINAL_OFFSET]),
+            timestamp_ms=int(timestamp) if timestamp else None,
+            error_type=found[DLT_EXCEPTION_FQCN],
+            error=found[DLT_EXCEPTION_MESSAGE],
+            attempts=int(found[DLT_ATTEMPTS]),
+            value_location=found.get(DLT_VALUE_LOCATION, "inline"),  # type: ignore[arg-type]
+            headers_dropped=found.get(DLT_HEADERS_DROPPED) == "true",
+            note=found.get(DLT_NOTE),
+        )
 
 
 EVENT_MODELS: dict[Topic, type[Envelope]] = {

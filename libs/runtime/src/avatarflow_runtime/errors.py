@@ -26,3 +26,10 @@ class CorruptObject(PermanentError):
 
     def __init__(self, message: str) -> None:
         super().__init__("corrupt_object", message)
+
+
+class RecordTooLarge(PermanentError):
+    """A record the producer or broker refuses for its size: the same bytes will never fit."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("record_too_large", message)

@@ -1,51 +1,49 @@
-"""The stage template: at-least-once consumption, bounded retries, dead-letter topic, idempotent output.
+"""The stage template: one delivery policy from decode to commit, so no record is lost, blocked or skipped.
 
-Every consuming service declares its handler with :func:`stage_consumer`. The flow per record:
+Every consuming service declares its handler with :func:`stage_consumer`. Each record ends in
+exactly one of three ways (:func:`process_record`), whatever fails on the way:
 
-1. Decode with the contract (``decode_event``). Malformed JSON, wrong types, an unknown major
-   schema version or an oversized record -> dead-letter topic, offset committed, stream goes on.
-2. Run the handler with retries: :class:`TransientError` and unexpected exceptions are retried
-   with exponential backoff up to ``max_attempts``; :class:`PermanentError` stops at once.
-3. Publish the handler's output events and wait for the broker's acknowledgement.
-4. Only then commit the offset (``AckPolicy.MANUAL`` + ``message.ack()``). A crash anywhere before
-   this point means the record is delivered again; handlers are deterministic and output event ids
-   derive from the input's, so a redelivery publishes the very same events again.
-5. When the handler fails for good, the record goes to the dead-letter topic (for replay after a
-   fix) and the stage's failure event (``avatar.failed``) is published, so the upload still reaches
-   a terminal status.
+* **ack**: the handler's output events reached the broker, then the offset is committed
+  (``AckPolicy.MANUAL`` + ``message.ack()``).
+* **nack and retry**: an infrastructure fault (broker, S3 or database unreachable) outlasted the
+  in-process retries, or the policy itself hit an unexpected error. Nothing is committed: the
+  consumer seeks back to the record and tries again after a pause, for as long as the fault lasts.
+* **dead-letter**: a data fault (undecodable bytes, schema errors, a rule the record cannot pass,
+  an output too large for the broker). The original bytes go to the dead-letter topic with their
+  context in ``dlt-*`` headers (an S3 copy when they would not fit), the stage's failure event
+  (``avatar.failed``) is published when it has one, and the offset is committed.
 
-If publishing itself keeps failing (broker down), the record is not committed: the consumer seeks
-back to it and tries again after a pause, so nothing is skipped.
+A failure inside the failure path (``on_failure`` raising, an oversized failure event) still
+dead-letters the record; a dead letter that cannot be written is retried, never skipped. Handlers
+are deterministic and output event ids derive from the input's, so a redelivery publishes the very
+same events again.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from aiokafka.errors import KafkaError
-from avatarflow_contracts import (
-    DeadLetter,
-    Envelope,
-    PoisonEvent,
-    Topic,
-    decode_event,
-    encode_event,
-)
+from aiokafka.errors import KafkaConnectionError, KafkaError, MessageSizeTooLargeError, RecordTooLargeError
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
+from avatarflow_contracts import DeadLetter, Envelope, PoisonEvent, Topic, decode_event, encode_event
+from avatarflow_contracts.events import DLT_PREFIX, MAX_EXCEPTION_MESSAGE
 from avatarflow_contracts.topics import HEADER_EVENT_TYPE, HEADER_SCHEMA_VERSION, HEADER_TRACEPARENT
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 
 from . import metrics
-from .errors import PermanentError, TransientError
+from .errors import PermanentError, RecordTooLarge, TransientError
 from .logging import get_logger
 from .settings import ServiceSettings
 from .tracing import make_traceparent
+
+if TYPE_CHECKING:  # storage imports boto3
+    from .storage import ObjectStore
 
 InT = TypeVar("InT", bound=Envelope)
 log = get_logger("avatarflow.messaging")
@@ -60,13 +58,51 @@ def backoff_delays(settings: ServiceSettings) -> list[float]:
     return delays
 
 
+def fqcn(error: BaseException) -> str:
+    cls = type(error)
+    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+
+
+_INFRA_NAMES = frozenset(
+    {
+        "OperationalError",  # SQLAlchemy / DB-API: connection refused, server gone, admin shutdown
+        "InterfaceError",
+        "DisconnectionError",
+        "EndpointConnectionError",
+        "ConnectTimeoutError",
+        "ReadTimeoutError",
+    }
+)
+
+
+def is_infrastructure_fault(error: BaseException) -> bool:
+    """True for a fault of a dependency (broker, S3, database, network), not of the record.
+
+    Such faults are retried for as long as they last (the partition waits); everything else that
+    exhausts its retries is a data fault and ends in the dead-letter topic.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, (PermanentError, PoisonEvent)):
+            return False
+        if isinstance(current, (TransientError, OSError, TimeoutError, KafkaConnectionError)):
+            return True
+        if any(cls.__name__ in _INFRA_NAMES for cls in type(current).__mro__):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
 class EventBus:
     """Publishes contract events (keyed by space_id, trace headers) and dead-letter records."""
 
-    def __init__(self, broker: KafkaBroker, settings: ServiceSettings) -> None:
+    def __init__(self, broker: KafkaBroker, settings: ServiceSettings, store: ObjectStore | None = None) -> None:
         self.broker = broker
         self.settings = settings
         self.service = settings.service_name
+        self.store = store
         self._publishers: dict[str, Any] = {}
 
     def declare(self, topic: Topic, schema: type[Any], description: str = "") -> None:
@@ -94,6 +130,9 @@ class EventBus:
                     await self.broker.publish(value, topic=topic, key=key, headers=headers)
                 metrics.EVENTS_PUBLISHED.labels(self.service, topic).inc()
                 return
+            except (MessageSizeTooLargeError, RecordTooLargeError) as exc:
+                # Producer- or broker-side size limit: the same bytes will never fit, do not retry.
+                raise RecordTooLarge(f"record for {topic} is too large ({len(value)} bytes): {exc}") from exc
             except (TimeoutError, KafkaError, OSError) as exc:
                 if attempt >= len(delays):
                     raise TransientError(f"publish to {topic} failed: {type(exc).__name__}") from exc
@@ -112,36 +151,75 @@ class EventBus:
         }
         await self._send(event.TOPIC.value, encode_event(event), event.space_id.encode(), headers, attempts)
 
-    async def dead_letter(self, message: KafkaMessage, *, error: BaseException, error_type: str, attempts: int) -> None:
+    def _object_store(self) -> ObjectStore:
+        if self.store is None:  # services without storage of their own (the notifier) get one on demand
+            from .storage import ObjectStore
+
+            self.store = ObjectStore.from_settings(self.settings)
+        return self.store
+
+    async def dead_letter(
+        self,
+        message: KafkaMessage,
+        *,
+        group: str,
+        error: BaseException,
+        attempts: int,
+        note: str | None = None,
+    ) -> DeadLetter:
+        """Write the record to the dead-letter topic: original key and bytes, context in ``dlt-*`` headers.
+
+        When the original bytes plus headers would not fit under the producer's request limit, the
+        bytes are copied to S3 (``dead-letters/<group>/<topic>/<partition>/<offset>``) and the value is
+        that copy's ObjectRef, so a dead letter always fits.
+        """
         record = message.raw_message
-        raw_headers = getattr(record, "headers", None) or ()
+        value: bytes = record.value or b""
+        key: bytes | None = record.key
+        # A replayed record may carry the dlt-* headers of its previous dead-lettering: replace them.
+        original = [(k, v or b"") for k, v in (getattr(record, "headers", None) or ()) if not k.startswith(DLT_PREFIX)]
         letter = DeadLetter(
             service=self.service,
+            consumer_group=group,
             topic=record.topic,
             partition=record.partition,
             offset=record.offset,
-            key_b64=base64.b64encode(record.key).decode() if record.key else None,
-            value_b64=base64.b64encode(record.value or b"").decode(),
-            headers=[(k, base64.b64encode(v or b"").decode()) for k, v in raw_headers],
-            error_type=error_type,
-            error=str(error)[:4000],
+            timestamp_ms=getattr(record, "timestamp", None),
+            error_type=fqcn(error),
+            error=str(error)[:MAX_EXCEPTION_MESSAGE],
             attempts=attempts,
+            note=note[:MAX_EXCEPTION_MESSAGE] if note else None,
         )
-        await self._send(
-            Topic.DEAD_LETTER.value,
-            letter.model_dump_json().encode(),
-            record.key,
-            {"content-type": "application/json", "error_type": error_type, "source_topic": record.topic},
-        )
-        metrics.DEAD_LETTERS.labels(self.service, error_type).inc()
+        limit = self.settings.kafka_max_request_bytes - 1024  # room for the batch framing
+        if _record_size(key, value, original + letter.to_headers()) > limit:
+            ref = await self._object_store().put_bytes(
+                f"dead-letters/{group}/{record.topic}/{record.partition}/{record.offset}",
+                value,
+                "application/octet-stream",
+            )
+            value = ref.model_dump_json().encode()
+            letter = letter.model_copy(update={"value_location": "s3"})
+            if _record_size(key, value, original + letter.to_headers()) > limit:
+                original = []
+                letter = letter.model_copy(update={"headers_dropped": True})
+        headers = {k: v.decode("utf-8", "backslashreplace") for k, v in original}
+        headers.update({k: v.decode() for k, v in letter.to_headers()})
+        await self._send(Topic.DEAD_LETTER.value, value, key, headers)
+        metrics.DEAD_LETTERS.labels(self.service, type(error).__name__).inc()
         log.warning(
             "dead_lettered",
             topic=record.topic,
             partition=record.partition,
             offset=record.offset,
-            error_type=error_type,
-            error=str(error)[:500],
+            error_type=letter.error_type,
+            error=letter.error[:500],
+            value_location=letter.value_location,
         )
+        return letter
+
+
+def _record_size(key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> int:
+    return int(DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, headers))
 
 
 Handler = Callable[[InT], Awaitable[list[Envelope]]]
@@ -180,17 +258,34 @@ def stage_consumer(broker: KafkaBroker, bus: EventBus, settings: ServiceSettings
     return consume
 
 
+@dataclass
+class _Retry:
+    """The record waits: a dependency is down (or the policy failed); nothing is committed."""
+
+    error: BaseException
+
+
 async def process_record(
     message: KafkaMessage, *, bus: EventBus, settings: ServiceSettings, spec: StageSpec[InT]
 ) -> None:
-    service = settings.service_name
-    topic = spec.topic.value
+    """Run one record under the delivery policy: it ends acked, nacked for a retry, or dead-lettered."""
+    try:
+        await _deliver(message, bus, settings, spec)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # a fault in the policy itself (e.g. the commit failed): never skip the record
+        log.error("delivery_retry", topic=spec.topic.value, error_type=fqcn(exc), error=str(exc)[:500])
+        await retry_later(message, settings)
+
+
+async def _deliver(message: KafkaMessage, bus: EventBus, settings: ServiceSettings, spec: StageSpec[InT]) -> None:
+    service, topic = settings.service_name, spec.topic.value
     raw: bytes = message.raw_message.value or b""
     try:
         event = decode_event(raw, spec.model)
     except PoisonEvent as exc:
-        await _settle(message, bus.dead_letter(message, error=exc, error_type=type(exc).__name__, attempts=1), settings)
-        metrics.EVENTS_CONSUMED.labels(service, topic, "dead_lettered").inc()
+        if await _dead_letter(message, bus, settings, spec, exc, attempts=1):
+            metrics.EVENTS_CONSUMED.labels(service, topic, "dead_lettered").inc()
         return
 
     bound = log.bind(
@@ -202,32 +297,77 @@ async def process_record(
     metrics.IN_FLIGHT.labels(service).inc()
     started = time.perf_counter()
     try:
-        outputs, failure, attempts = await _run_with_retries(event, spec, settings, bound)
-        if failure is None:
-            await _settle(message, _publish_all(bus, outputs), settings)
-            metrics.EVENTS_CONSUMED.labels(service, topic, "processed").inc()
-            waited = (datetime.now(UTC) - event.occurred_at).total_seconds()
-            metrics.STAGE_LATENCY_SECONDS.labels(service).observe(max(waited, 0.0))
-            bound.info("processed", outputs=[o.event_type for o in outputs], attempts=attempts)
+        result = await _run_with_retries(event, spec, settings, bound)
+        if isinstance(result, _Retry):
+            bound.warning("waiting_for_dependency", error_type=fqcn(result.error), error=str(result.error)[:300])
+            metrics.EVENTS_CONSUMED.labels(service, topic, "retry").inc()
+            await retry_later(message, settings)
             return
-        failure_event = spec.on_failure(event, failure, attempts) if spec.on_failure else None
-
-        async def give_up() -> None:
-            await bus.dead_letter(message, error=failure, error_type=type(failure).__name__, attempts=attempts)
-            if failure_event is not None:
-                await bus.publish(failure_event)
-
-        await _settle(message, give_up(), settings)
-        metrics.EVENTS_CONSUMED.labels(service, topic, "failed").inc()
-        bound.error("failed", error_type=type(failure).__name__, error=str(failure)[:500], attempts=attempts)
+        outputs, failure, attempts = result
+        if failure is None:
+            try:
+                await publish_then_ack(message, bus, outputs)
+            except RecordTooLarge as exc:  # an output the broker will never take: a data fault
+                failure = exc
+            except Exception as exc:
+                if not is_infrastructure_fault(exc):
+                    raise
+                await retry_later(message, settings)
+                return
+            else:
+                metrics.EVENTS_CONSUMED.labels(service, topic, "processed").inc()
+                waited = (datetime.now(UTC) - event.occurred_at).total_seconds()
+                metrics.STAGE_LATENCY_SECONDS.labels(service).observe(max(waited, 0.0))
+                bound.info("processed", outputs=[o.event_type for o in outputs], attempts=attempts)
+                return
+        failure_event, note = None, None
+        if spec.on_failure is not None:
+            try:
+                failure_event = spec.on_failure(event, failure, attempts)
+            except Exception as exc:  # the failure path failed: the record is still dead-lettered
+                note = f"on_failure raised {fqcn(exc)}: {exc}"
+                bound.error("on_failure_raised", error_type=fqcn(exc), error=str(exc)[:300])
+        if await _dead_letter(
+            message, bus, settings, spec, failure, attempts=attempts, failure_event=failure_event, note=note
+        ):
+            metrics.EVENTS_CONSUMED.labels(service, topic, "failed").inc()
+            bound.error("failed", error_type=fqcn(failure), error=str(failure)[:500], attempts=attempts)
     finally:
         metrics.IN_FLIGHT.labels(service).dec()
         metrics.PROCESSING_SECONDS.labels(service).observe(time.perf_counter() - started)
 
 
+async def _dead_letter(
+    message: KafkaMessage,
+    bus: EventBus,
+    settings: ServiceSettings,
+    spec: StageSpec[Any],
+    error: BaseException,
+    *,
+    attempts: int,
+    failure_event: Envelope | None = None,
+    note: str | None = None,
+) -> bool:
+    """Dead-letter the record, publish its failure event, commit. False when it must be retried instead."""
+    try:
+        await bus.dead_letter(message, group=spec.group_id, error=error, attempts=attempts, note=note)
+        if failure_event is not None:
+            try:
+                await bus.publish(failure_event)
+            except RecordTooLarge as exc:  # the dead letter already holds the record for replay
+                log.error("failure_event_too_large", topic=spec.topic.value, error=str(exc)[:300])
+    except Exception as exc:
+        if not is_infrastructure_fault(exc):
+            raise
+        await retry_later(message, settings)
+        return False
+    await message.ack()
+    return True
+
+
 async def _run_with_retries(
     event: InT, spec: StageSpec[InT], settings: ServiceSettings, bound: Any
-) -> tuple[list[Envelope], BaseException | None, int]:
+) -> tuple[list[Envelope], BaseException | None, int] | _Retry:
     delays = backoff_delays(settings)
     attempt = 0
     while True:
@@ -238,28 +378,28 @@ async def _run_with_retries(
             return [], exc, attempt
         except Exception as exc:  # TransientError or an unexpected fault: retry, bounded
             if attempt > len(delays):
+                if is_infrastructure_fault(exc):
+                    return _Retry(exc)  # the dependency is still down: wait, do not give up on the record
                 return [], exc, attempt
             metrics.RETRIES.labels(settings.service_name, "handle").inc()
             bound.warning("retrying", attempt=attempt, error_type=type(exc).__name__, error=str(exc)[:300])
             await asyncio.sleep(delays[attempt - 1])
 
 
-async def _publish_all(bus: EventBus, outputs: list[Envelope]) -> None:
+async def publish_then_ack(message: KafkaMessage, bus: EventBus, outputs: list[Envelope]) -> None:
+    """Publish every output (broker-acknowledged), then commit the record."""
     for output in outputs:
         await bus.publish(output)
-
-
-async def _settle(message: KafkaMessage, publishing: Awaitable[None], settings: ServiceSettings) -> None:
-    """Publish, then commit. If publishing fails, rewind to this record so it is delivered again."""
-    try:
-        await publishing
-    except Exception:
-        # Not committed: seek back so the next poll returns this record again, after a pause so a
-        # broker outage does not turn into a hot loop.
-        await message.nack()
-        await asyncio.sleep(settings.retry_backoff_max_s)
-        raise
     await message.ack()
+
+
+async def retry_later(message: KafkaMessage, settings: ServiceSettings) -> None:
+    """Not committed: seek back so the next poll returns this record again, after a pause so an
+    outage does not turn into a hot loop."""
+    try:
+        await message.nack()
+    finally:
+        await asyncio.sleep(settings.retry_backoff_max_s)
 
 
 async def report_consumer_lag(broker: KafkaBroker, service: str, interval_s: float = 5.0) -> None:

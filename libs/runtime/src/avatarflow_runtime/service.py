@@ -42,6 +42,7 @@ def make_broker(settings: ServiceSettings) -> KafkaBroker:
         acks="all",
         enable_idempotence=settings.kafka_idempotent_producer,
         request_timeout_ms=15_000,
+        max_request_size=settings.kafka_max_request_bytes,
         graceful_timeout=60.0,
         # Errors inside handlers are ours to report (structlog); FastStream's own lines stay quiet.
         log_level=30,
@@ -65,7 +66,7 @@ class ServiceRuntime:
         configure_logging(settings.service_name, settings.log_level, settings.log_json)
         broker = make_broker(settings)
         store = ObjectStore.from_settings(settings) if with_storage else None
-        runtime = cls(settings=settings, broker=broker, bus=EventBus(broker, settings), store=store)
+        runtime = cls(settings=settings, broker=broker, bus=EventBus(broker, settings, store), store=store)
         runtime.readiness_checks["broker"] = runtime._check_broker
         if store is not None:
             runtime.readiness_checks["storage"] = store.ping

@@ -23,6 +23,11 @@ class ServiceSettings(BaseSettings):
         default=False,
         description="true on Apache Kafka; the embedded Tansu broker rejects aiokafka's idempotent producer",
     )
+    kafka_max_request_bytes: int = Field(
+        default=1_048_576,
+        ge=65_536,
+        description="producer request limit; larger dead-letter values go to S3 (dead-letters/) instead",
+    )
     kafka_session_timeout_ms: int = Field(default=10_000, ge=1_000, description="consumer group session timeout")
     kafka_heartbeat_interval_ms: int = Field(default=3_000, ge=100, description="consumer heartbeat interval")
     kafka_max_poll_interval_ms: int = Field(
