@@ -8,7 +8,8 @@ import helm_python as helm
 import jsonschema
 import kubernetes_validate
 import pytest
-from avatarflow_contracts.topics import ConsumerGroup, Topic
+from avatarflow_contracts.topics import ALL_TOPICS, ConsumerGroup, Topic, is_dead_letter_topic
+from avatarflow_runtime.provision import TopicPolicy
 from deploy_fixtures import (
     CHART_DIR,
     HTTP_SERVICES,
@@ -75,8 +76,39 @@ def topic_partitions(manifests: list[Manifest]) -> dict[str, int]:
         command = job["spec"]["template"]["spec"]["containers"][0]["command"]
         if "avatarflow_runtime.provision" in command:
             count = int(command[command.index("--partitions") + 1])
-            partitions.update({str(topic): count for topic in Topic})
+            partitions.update({str(topic): count for topic in ALL_TOPICS})
     return partitions
+
+
+def topic_durability(manifests: list[Manifest]) -> dict[str, dict[str, int]]:
+    """Replication factor, min ISR and retention per topic as this render provisions them."""
+    found: dict[str, dict[str, int]] = {}
+    for topic in of_kind(manifests, "KafkaTopic"):
+        spec = topic["spec"]
+        found[spec["topicName"]] = {
+            "replication_factor": int(spec["replicas"]),
+            "min_insync_replicas": int(spec["config"]["min.insync.replicas"]),
+            "retention_ms": int(spec["config"]["retention.ms"]),
+        }
+    for job in of_kind(manifests, "Job"):
+        command = job["spec"]["template"]["spec"]["containers"][0]["command"]
+        if "avatarflow_runtime.provision" not in command:
+            continue
+        # The Job runs the provisioner: apply its arguments the way the provisioner does.
+        policy = TopicPolicy(
+            partitions=int(command[command.index("--partitions") + 1]),
+            replication_factor=int(command[command.index("--replication-factor") + 1]),
+            min_insync_replicas=int(command[command.index("--min-insync-replicas") + 1]),
+            retention_ms=int(command[command.index("--retention-ms") + 1]),
+            dead_letter_retention_ms=int(command[command.index("--dead-letter-retention-ms") + 1]),
+        )
+        for new in policy.new_topics([str(t) for t in ALL_TOPICS]):
+            found[new.name] = {
+                "replication_factor": new.replication_factor,
+                "min_insync_replicas": int(new.topic_configs["min.insync.replicas"]),
+                "retention_ms": int(new.topic_configs["retention.ms"]),
+            }
+    return found
 
 
 # --------------------------------------------------------------------------- lint and schemas
@@ -231,6 +263,47 @@ def test_keda_max_replicas_never_exceed_the_topic_partitions(rendered: tuple[str
         if component(hpa) in LAG_SCALED:
             topic = EXPECTED_CONSUMERS[component(hpa)][0].value
             assert hpa["spec"]["maxReplicas"] <= partitions[topic]
+
+
+@pytest.mark.parametrize(
+    ("mode", "replication", "min_isr"), [("job", 3, 2), ("strimzi", 3, 2), ("job", 5, 3), ("strimzi", 1, 1)]
+)
+def test_topics_get_the_values_replication_retention_and_min_isr(mode: str, replication: int, min_isr: int) -> None:
+    """Issue 16 defect 7: before, the hook Job created every topic with replication factor 1 and no configs."""
+    retention, dead_retention = 3 * 24 * 3600 * 1000, 45 * 24 * 3600 * 1000
+    values = {
+        "kafka": {
+            "topics": {
+                "replicationFactor": replication,
+                "minInsyncReplicas": min_isr,
+                "provisioning": {"mode": mode, "retentionMs": retention, "deadLetterRetentionMs": dead_retention},
+            }
+        }
+    }
+    durability = topic_durability(render_chart(values))
+    assert set(durability) == {str(t) for t in ALL_TOPICS}, "the chart provisions exactly the contracts' topics"
+    for topic, settings in durability.items():
+        expected_retention = dead_retention if is_dead_letter_topic(topic) else retention
+        assert settings == {
+            "replication_factor": replication,
+            "min_insync_replicas": min_isr,
+            "retention_ms": expected_retention,
+        }, topic
+    assert any(is_dead_letter_topic(t) for t in durability)
+
+
+def test_default_values_provision_durable_topics(default_manifests: list[Manifest]) -> None:
+    durability = topic_durability(default_manifests)
+    assert durability and all(
+        d["replication_factor"] == 3 and d["min_insync_replicas"] == 2 for d in durability.values()
+    )
+
+
+def test_min_isr_above_the_replication_factor_fails_the_render() -> None:
+    with pytest.raises(helm.HelmRenderError, match="minInsyncReplicas"):
+        render_chart({"kafka": {"topics": {"replicationFactor": 2, "minInsyncReplicas": 3}}})
+    with pytest.raises(ValueError, match=r"min\.insync\.replicas"):
+        TopicPolicy(partitions=1, replication_factor=1, min_insync_replicas=2)
 
 
 @pytest.mark.parametrize("mode", ["keda", "hpa", "none"])

@@ -141,6 +141,25 @@ default
 {{- if and (or .Values.services.ingest.enabled .Values.services.validator.enabled .Values.services.notifier.enabled) (not .Values.secrets.jwt.existingSecret) -}}
 {{- fail "secrets.jwt.existingSecret is required: the HTTP services verify editor tokens with AVATARFLOW_JWT_SECRET" -}}
 {{- end -}}
+{{- $topics := .Values.kafka.topics -}}
+{{- if gt (int $topics.minInsyncReplicas) (int $topics.replicationFactor) -}}
+{{- fail (printf "kafka.topics.minInsyncReplicas %d > replicationFactor %d: no acks=all write could ever succeed" (int $topics.minInsyncReplicas) (int $topics.replicationFactor)) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Every topic the chart provisions (avatarflow_contracts.topics.ALL_TOPICS; a deploy test keeps them equal). */}}
+{{- define "avatarflow.topicNames" -}}
+image.uploaded face.validated face.rejected avatar.matted avatar.rendered avatar.failed avatarflow.dead-letter
+{{- end -}}
+
+{{/* retention.ms of one topic: dead-letter topics keep their records longer. */}}
+{{- define "avatarflow.topicRetentionMs" -}}
+{{- $p := .root.Values.kafka.topics.provisioning -}}
+{{- if or (eq .topic "avatarflow.dead-letter") (hasSuffix ".dlq" .topic) -}}
+{{- $p.deadLetterRetentionMs | int64 -}}
+{{- else -}}
+{{- $p.retentionMs | int64 -}}
+{{- end -}}
 {{- end -}}
 
 {{/* ---------------------------------------------------------------- configuration */}}
@@ -153,6 +172,7 @@ AVATARFLOW_LOG_JSON: {{ $c.logJson | toString | quote }}
 AVATARFLOW_KAFKA_BOOTSTRAP_SERVERS: {{ $c.kafka.bootstrapServers | quote }}
 AVATARFLOW_KAFKA_IDEMPOTENT_PRODUCER: {{ $c.kafka.idempotentProducer | toString | quote }}
 AVATARFLOW_KAFKA_SESSION_TIMEOUT_MS: {{ $c.kafka.sessionTimeoutMs | int | toString | quote }}
+AVATARFLOW_KAFKA_MAX_REQUEST_BYTES: {{ $c.kafka.maxRequestBytes | int | toString | quote }}
 AVATARFLOW_KAFKA_HEARTBEAT_INTERVAL_MS: {{ $c.kafka.heartbeatIntervalMs | int | toString | quote }}
 AVATARFLOW_KAFKA_MAX_POLL_INTERVAL_MS: {{ $c.kafka.maxPollIntervalMs | int | toString | quote }}
 {{- with $c.s3.endpointUrl }}

@@ -34,3 +34,8 @@ ALL_TOPICS: tuple[Topic, ...] = tuple(Topic)
 HEADER_TRACEPARENT = "traceparent"
 HEADER_EVENT_TYPE = "event_type"
 HEADER_SCHEMA_VERSION = "schema_version"
+
+
+def is_dead_letter_topic(name: str) -> bool:
+    """Dead-letter topics keep their records longer (retention) than the event topics."""
+    return name == Topic.DEAD_LETTER.value or name.endswith(".dlq")
