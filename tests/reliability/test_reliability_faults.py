@@ -307,6 +307,34 @@ def test_s3_unavailable_for_ten_seconds(
     assert retries > 0, "no stage met the outage: the fault did not hit work in flight"
 
 
+# Twice the stages' in-process retry budget (0.5+1+2+4+8 s): before issue 16 the stage in flight gave up,
+# dead-lettered the record and published avatar.failed.
+LONG_S3_OUTAGE_S = 35
+
+
+def test_s3_outage_beyond_the_retry_budget_pauses_the_stage_instead_of_failing(
+    harness: PipelineHarness, mixed_images: list[Path], reliability_figures: dict[str, Any]
+) -> None:
+    """Issue 16 defect 4: an infrastructure fault is never terminal; only data faults are."""
+    waits_before = sum(text.count('"event": "waiting_for_dependency"') for text in harness.logs().values())
+    uploads = harness.upload_many(mixed_images, UPLOADS_PER_TEST, prefix="s3long")
+    _wait_busy(harness, "animator")  # its pack write meets the outage (see test_s3_unavailable_for_ten_seconds)
+    fault_at = time.monotonic()
+    harness.stack.stop_component("seaweedfs")
+    time.sleep(LONG_S3_OUTAGE_S)
+    harness.stack.start_component("seaweedfs")
+    # Every upload ends ready or rejected as its image's label says: none failed, lost or conflicting.
+    _finish(harness, uploads, reliability_figures, f"s3_down_{LONG_S3_OUTAGE_S}s", fault_at, faults=1)
+    figures = reliability_figures[f"s3_down_{LONG_S3_OUTAGE_S}s"]
+    assert figures["outcomes"]["failed"] == 0 and figures["lost"] == 0
+    waits = sum(text.count('"event": "waiting_for_dependency"') for text in harness.logs().values()) - waits_before
+    figures["partition_pauses_logged"] = waits
+    assert waits > 0, "no stage outlasted its retry budget: the outage did not test the pause"
+    ids = {u.upload_id.encode() for u in uploads}
+    failed = [r for r in harness.read_all(("avatar.failed",))["avatar.failed"] if any(i in r.value for i in ids)]
+    assert failed == [], "an outage produced avatar.failed"
+
+
 def test_broker_restart_mid_run_with_durable_storage(
     harness: PipelineHarness, mixed_images: list[Path], reliability_figures: dict[str, Any]
 ) -> None:
