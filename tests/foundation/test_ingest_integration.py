@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import hashlib
+import secrets
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -16,7 +17,6 @@ import pytest
 from avatarflow_contracts import ImageUploaded, Topic, decode_event
 from avatarflow_runtime.auth import mint_token
 from avatarflow_runtime.keys import idempotency_record_key
-from avatarflow_runtime.settings import ServiceSettings
 from avatarflow_runtime.tracing import parse_traceparent
 
 from avatarflow.devstack import DevStack, StackEndpoints
@@ -24,16 +24,21 @@ from avatarflow.devstack.processes import ServiceProcess
 from avatarflow.devstack.topics import read_topic
 
 pytestmark = pytest.mark.integration
-SECRET = ServiceSettings().jwt_secret.get_secret_value()
+# The key these tests' services verify with (services refuse to start without a strong one).
+SECRET = secrets.token_urlsafe(32)
 
 
 def token(space: str, role: str = "editor", sub: str = "editor-1") -> dict[str, str]:
     return {"authorization": f"Bearer {mint_token(SECRET, subject=sub, space_id=space, role=role)}"}  # type: ignore[arg-type]
 
 
+def env_for(endpoints: StackEndpoints) -> dict[str, str]:
+    return {**endpoints.service_env(), "AVATARFLOW_JWT_SECRET": SECRET}
+
+
 @pytest.fixture(scope="module")
 def ingest(stack: StackEndpoints, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
-    env = {**stack.service_env(), "AVATARFLOW_INGEST_RATE_LIMIT_PER_MINUTE": "1000"}
+    env = {**env_for(stack), "AVATARFLOW_INGEST_RATE_LIMIT_PER_MINUTE": "1000"}
     proc = ServiceProcess("ingest", env, tmp_path_factory.mktemp("ingest") / "ingest.log").start()
     yield proc
     proc.stop()
@@ -189,7 +194,7 @@ def test_confirm_of_a_file_larger_than_declared_and_allowed_answers_413(
 ) -> None:
     # The presigned PUT does not bind the size: the confirm step is where the cap is enforced.
     limit = 16 * 1024
-    env = {**stack.service_env(), "AVATARFLOW_INGEST_MAX_UPLOAD_BYTES": str(limit)}
+    env = {**env_for(stack), "AVATARFLOW_INGEST_MAX_UPLOAD_BYTES": str(limit)}
     proc = ServiceProcess("ingest", env, tmp_path / "ingest.log").start()
     try:
         image = (shared_dir / "avatar-images" / "accept_photo__bald-man-white-bg.jpg").read_bytes()
@@ -205,7 +210,7 @@ def test_confirm_of_a_file_larger_than_declared_and_allowed_answers_413(
 
 
 def test_rate_limit_answers_429(stack: StackEndpoints, tmp_path: Path) -> None:
-    env = {**stack.service_env(), "AVATARFLOW_INGEST_RATE_LIMIT_PER_MINUTE": "2"}
+    env = {**env_for(stack), "AVATARFLOW_INGEST_RATE_LIMIT_PER_MINUTE": "2"}
     proc = ServiceProcess("ingest", env, tmp_path / "ingest.log").start()
     try:
         codes = [
@@ -291,7 +296,7 @@ def test_publish_failure_undoes_a_plain_upload_and_a_keyed_retry_resumes(shared_
         assert local.endpoints is not None
         # One publish try per request (each waits the 15 s request timeout); the stages' retry budget
         # (AVATARFLOW_MAX_ATTEMPTS, 6 by default) must not hold an HTTP request open.
-        env = {**local.endpoints.service_env(), "AVATARFLOW_INGEST_PUBLISH_ATTEMPTS": "1"}
+        env = {**env_for(local.endpoints), "AVATARFLOW_INGEST_PUBLISH_ATTEMPTS": "1"}
         proc = ServiceProcess("ingest", env, tmp_path / "ingest.log").start()
         try:
             local.stop_component("tansu", kill=True)
