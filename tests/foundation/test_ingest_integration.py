@@ -183,6 +183,52 @@ def confirm(base_url: str, space: str, grant: dict) -> httpx.Response:
     )
 
 
+def test_a_grant_is_single_use_and_a_later_put_changes_nothing(
+    stack: StackEndpoints, ingest: ServiceProcess, shared_dir: Path
+) -> None:
+    """Issue 19 item 1: after confirm, a second PUT of another image to the still-valid URL plus a second
+    confirm must neither start another run nor change the bytes the pipeline reads."""
+    images = shared_dir / "avatar-images"
+    first = (images / "accept_photo__bald-man-white-bg.jpg").read_bytes()
+    second = (images / "accept_photo__man-suit-plain-bg.jpg").read_bytes()
+    grant = presign_and_put(ingest.base_url, "space-once", first, declared_size=len(first))
+    assert confirm(ingest.base_url, "space-once", grant).status_code == 202
+    put = httpx.put(grant["put_url"], content=second, headers={"content-type": "image/jpeg"})
+    assert put.status_code == 200, put.text  # the URL lives until it expires; the ticket does not
+    again = confirm(ingest.base_url, "space-once", grant)
+    assert again.status_code == 409 and again.json()["error"] == "upload_already_confirmed", again.text
+    events = events_for(stack, grant["upload_id"])
+    assert len(events) == 1, events
+    original = events[0].original
+    stored = s3(stack).get_object(Bucket=original.bucket, Key=original.key)["Body"].read()
+    assert hashlib.sha256(stored).hexdigest() == original.sha256 == hashlib.sha256(first).hexdigest()
+
+
+def test_concurrent_confirms_of_one_ticket_publish_one_event(
+    stack: StackEndpoints, ingest: ServiceProcess, shared_dir: Path
+) -> None:
+    """Issue 19 item 2: 35 confirms of one ticket gave 35 x 202 and 38 pipeline runs."""
+    image = (shared_dir / "avatar-images" / "accept_photo__bald-man-white-bg.jpg").read_bytes()
+    grant = presign_and_put(ingest.base_url, "space-many", image, declared_size=len(image))
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        codes = sorted(pool.map(lambda _: confirm(ingest.base_url, "space-many", grant).status_code, range(8)))
+    assert codes == [202] + [409] * 7, codes
+    assert len(events_for(stack, grant["upload_id"])) == 1
+
+
+def test_confirm_counts_against_the_editors_rate_limit(stack: StackEndpoints, shared_dir: Path, tmp_path: Path) -> None:
+    env = {**env_for(stack), "AVATARFLOW_INGEST_RATE_LIMIT_PER_MINUTE": "2"}
+    proc = ServiceProcess("ingest", env, tmp_path / "ingest.log").start()
+    try:
+        image = (shared_dir / "avatar-images" / "accept_photo__bald-man-white-bg.jpg").read_bytes()
+        grant = presign_and_put(proc.base_url, "space-rl", image, declared_size=len(image))  # 1 of 2
+        assert confirm(proc.base_url, "space-rl", grant).status_code == 202  # 2 of 2
+        limited = confirm(proc.base_url, "space-rl", grant)
+        assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
+    finally:
+        proc.stop()
+
+
 def test_confirm_without_the_file_answers_404(stack: StackEndpoints, ingest: ServiceProcess) -> None:
     grant = presign_and_put(ingest.base_url, "space-m", b"", declared_size=50_000)
     response = confirm(ingest.base_url, "space-m", grant)

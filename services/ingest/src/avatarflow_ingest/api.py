@@ -11,7 +11,7 @@ from avatarflow_imaging.admission import Refusal, admit
 from avatarflow_runtime.auth import AuthError, Principal
 from avatarflow_runtime.errors import PermanentError, TransientError
 from avatarflow_runtime.http_auth import editor_of
-from avatarflow_runtime.keys import idempotency_record_key, original_key
+from avatarflow_runtime.keys import confirm_record_key, idempotency_record_key, original_key
 from avatarflow_runtime.logging import get_logger
 from avatarflow_runtime.service import ServiceRuntime
 from avatarflow_runtime.storage import sha256_hex
@@ -61,6 +61,8 @@ ERROR_RESPONSES = {
     400: {"model": ErrorBody},
     401: {"model": ErrorBody},
     403: {"model": ErrorBody},
+    404: {"model": ErrorBody},
+    409: {"model": ErrorBody},
     413: {"model": ErrorBody},
     415: {"model": ErrorBody},
     422: {"model": ErrorBody},
@@ -333,23 +335,57 @@ def build_router(runtime: ServiceRuntime, settings: IngestSettings) -> APIRouter
             or ticket.get("sub") != principal.subject
         ):
             raise AuthError("upload ticket does not match this upload")
-        key = str(ticket["key"])
+        if (limited := rate_limited(principal)) is not None:
+            return limited
+        record_key = confirm_record_key(upload_id)
+        record, present = await load_record(record_key)
+        if record is None:
+            outcome = await first_confirm(record_key, present, str(ticket["key"]), space_id, upload_id, principal)
+            if isinstance(outcome, JSONResponse):
+                return outcome
+            if outcome is not None:
+                return await replay(record_key, outcome, replayed=False)
+            record, _ = await load_record(record_key)
+        if record is None or record.published:
+            # One grant, one upload: the ticket was spent by an earlier (or concurrent) confirm.
+            log.warning("confirm_refused", upload_id=str(upload_id), space_id=space_id, reason="already_confirmed")
+            return refusal(
+                Refusal(
+                    409,
+                    "upload_already_confirmed",
+                    "This upload was already confirmed; its status is at the status URL. Start a new upload "
+                    "for another file.",
+                )
+            )
+        # Confirmed before but its publish outcome was unknown (503): publish that same event again.
+        return await replay(record_key, record, replayed=True)
+
+    async def first_confirm(
+        record_key: str, stale: bool, staged_key: str, space_id: str, upload_id: uuid.UUID, principal: Principal
+    ) -> IdempotencyRecord | JSONResponse | None:
+        """Check the staged file, copy it where the grant cannot write, and spend the ticket (conditional
+        create of the confirm record). The record; a refusal; or None when a concurrent confirm won."""
         try:
-            data = await store.read_untrusted(key, max_bytes=settings.ingest_max_upload_bytes)
+            data = await store.read_untrusted(staged_key, max_bytes=settings.ingest_max_upload_bytes)
         except PermanentError as exc:
             if exc.code == "object_too_large":
-                await discard(key)
+                await discard(staged_key)
                 return refusal(Refusal(413, exc.code, "The uploaded file is larger than the upload limit."))
             return refusal(Refusal(404, exc.code, "The uploaded file was not found; upload it again."))
         except TransientError:
-            return JSONResponse({"error": "temporarily_unavailable", "detail": "Storage unavailable."}, status_code=503)
+            return unavailable("Storage is unavailable; please try again.")
         try:
             admitted = admit(data, **settings.admission_limits())
         except Refusal as exc:
-            await discard(key)
+            await discard(staged_key)
             return refusal(exc)
-        # Re-store with our own metadata (sha256) so downstream integrity checks hold.
-        ref = await store.put_bytes(key, data, admitted.content_type)
+        try:
+            # A fresh key the presigned PUT URL (valid until it expires) cannot overwrite: what the
+            # pipeline reads is what was checked here.
+            ref = await store.put_bytes(original_key(upload_id, admitted.content_type), data, admitted.content_type)
+        except (TransientError, PermanentError) as exc:
+            log.error("store_failed", error=str(exc))
+            return unavailable("Storage is unavailable; please try again.")
         event = ImageUploaded(
             upload_id=upload_id,
             space_id=space_id,
@@ -358,8 +394,17 @@ def build_router(runtime: ServiceRuntime, settings: IngestSettings) -> APIRouter
             source="presigned",
             event_id=uuid.uuid5(upload_id, "image.uploaded"),
         )
-        if (failed := await publish_or_undo(event, undo=False)) is not None:
-            return failed
-        return accepted(event)
+        created = IdempotencyRecord.for_event(event, ref.sha256, datetime.now(UTC))
+        try:
+            await store.put_bytes(record_key, created.to_bytes(), "application/json", if_absent=not stale)
+        except (TransientError, PermanentError) as exc:
+            await discard(ref.key)
+            if isinstance(exc, PermanentError) and exc.code == "object_exists":
+                return None
+            log.error("store_failed", error=str(exc))
+            return unavailable("Storage is unavailable; please try again.")
+        await discard(staged_key)  # the grant's object is spent; a later PUT there names no upload
+        log.info("upload_confirmed", upload_id=str(upload_id), space_id=space_id, size=ref.size)
+        return created
 
     return router
