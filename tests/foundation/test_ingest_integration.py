@@ -179,7 +179,10 @@ def presign_and_put(base_url: str, space: str, body: bytes, declared_size: int) 
 
 def confirm(base_url: str, space: str, grant: dict) -> httpx.Response:
     return httpx.post(
-        f"{base_url}{grant['confirm_url']}", headers=token(space), json={"upload_ticket": grant["upload_ticket"]}
+        f"{base_url}{grant['confirm_url']}",
+        headers=token(space),
+        json={"upload_ticket": grant["upload_ticket"]},
+        timeout=120,
     )
 
 
@@ -333,10 +336,20 @@ def test_concurrent_requests_with_one_idempotency_key_make_one_upload(
     assert new == {events[0].original.key}
 
 
-def test_publish_failure_undoes_a_plain_upload_and_a_keyed_retry_resumes(shared_dir: Path, tmp_path: Path) -> None:
-    """Broker down after the file is stored: both requests get 503. The plain upload's file is deleted
-    (nothing half-done); the keyed one keeps its file and record, so its retry after the broker is back
-    publishes that same upload (same upload_id, same event id) instead of making a new one."""
+def post_plain(base_url: str, space: str, data: bytes, timeout: float = 120) -> httpx.Response:
+    return httpx.post(
+        f"{base_url}/v1/spaces/{space}/uploads",
+        headers=token(space),
+        files={"file": ("a.jpg", data, "image/jpeg")},
+        timeout=timeout,
+    )
+
+
+def test_publish_failure_keeps_every_original_and_a_retry_resumes(shared_dir: Path, tmp_path: Path) -> None:
+    """Broker down after the file is stored: both requests get 503 and both keep their file and record
+    (the broker may have stored the event: issue 19 item 4). A retry after the broker is back, with the
+    client's key or with none (the key is then derived from the file), publishes that same upload
+    (same upload_id, same event id) instead of making a new one."""
     image = (shared_dir / "avatar-images" / "accept_photo__bald-man-white-bg.jpg").read_bytes()
     with DevStack(workdir=tmp_path / "stack", broker_storage="s3") as local:
         assert local.endpoints is not None
@@ -345,29 +358,72 @@ def test_publish_failure_undoes_a_plain_upload_and_a_keyed_retry_resumes(shared_
         env = {**env_for(local.endpoints), "AVATARFLOW_INGEST_PUBLISH_ATTEMPTS": "1"}
         proc = ServiceProcess("ingest", env, tmp_path / "ingest.log").start()
         try:
+            grant = presign_and_put(proc.base_url, "space-c", image, declared_size=len(image))
             local.stop_component("tansu", kill=True)
             # Concurrently: each waits out the producer's timeouts against the dead broker.
-            with ThreadPoolExecutor(max_workers=2) as pool:
-                plain = pool.submit(
-                    httpx.post,
-                    f"{proc.base_url}/v1/spaces/space-x/uploads",
-                    headers=token("space-x"),
-                    files={"file": ("a.jpg", image, "image/jpeg")},
-                    timeout=120,
-                )
+            with ThreadPoolExecutor(max_workers=3) as pool:
+                plain = pool.submit(post_plain, proc.base_url, "space-x", image)
                 keyed = pool.submit(post_keyed, proc.base_url, "space-k", image, "resume-key")
-            assert plain.result().status_code == 503, plain.result().text
-            assert keyed.result().status_code == 503, keyed.result().text
+                confirmed = pool.submit(confirm, proc.base_url, "space-c", grant)
+            for answer in (plain, keyed, confirmed):
+                assert answer.result().status_code == 503, answer.result().text
             assert '"event": "publish_retry"' not in proc.log_tail(100_000)
             kept = originals(local.endpoints)
-            assert len(kept) == 1 and len(originals(local.endpoints, "idempotency/")) == 1
+            assert len(kept) == 3 and len(originals(local.endpoints, "idempotency/")) == 3
             local.start_component("tansu")
             resumed = post_keyed(proc.base_url, "space-k", image, "resume-key")
             assert resumed.status_code == 202, resumed.text
             assert resumed.headers["idempotent-replayed"] == "true"
-            (event,) = events_for(local.endpoints, resumed.json()["upload_id"])
-            assert {event.original.key} == kept == originals(local.endpoints)
-            assert event.event_id == uuid.uuid5(event.upload_id, "image.uploaded")
+            retried = post_plain(proc.base_url, "space-x", image)
+            assert retried.status_code == 202, retried.text
+            # A confirm whose publish answered 503 publishes that event once more; then the ticket is spent.
+            reconfirmed = confirm(proc.base_url, "space-c", grant)
+            assert reconfirmed.status_code == 202 and reconfirmed.headers["idempotent-replayed"] == "true"
+            assert confirm(proc.base_url, "space-c", grant).status_code == 409
+            events = [events_for(local.endpoints, r.json()["upload_id"]) for r in (resumed, retried, reconfirmed)]
+            assert all(len(e) == 1 for e in events), events
+            assert {e[0].original.key for e in events} == kept == originals(local.endpoints)
+            assert all(e[0].event_id == uuid.uuid5(e[0].upload_id, "image.uploaded") for e in events)
+            # Settled (published): the same file uploaded again without a key is a new upload.
+            again = post_plain(proc.base_url, "space-x", image)
+            assert again.status_code == 202 and again.json()["upload_id"] != retried.json()["upload_id"]
+        finally:
+            proc.stop(timeout_s=20)
+
+
+def test_a_503_during_a_broker_stall_never_leaves_an_event_without_its_original(
+    shared_dir: Path, tmp_path: Path
+) -> None:
+    """Issue 19 item 4: with the broker paused, an upload without Idempotency-Key got 503 and its
+    original was deleted, yet the broker had stored image.uploaded: the validator then failed on the
+    missing object and the editor saw `failed` for an image the client was told was never accepted."""
+    image = (shared_dir / "avatar-images" / "accept_photo__man-suit-plain-bg.jpg").read_bytes()
+    with DevStack(workdir=tmp_path / "stack", broker_storage="s3") as local:
+        assert local.endpoints is not None
+        env = {**env_for(local.endpoints), "AVATARFLOW_INGEST_PUBLISH_ATTEMPTS": "1"}
+        proc = ServiceProcess("ingest", env, tmp_path / "ingest.log").start()
+        try:
+            # A first upload fetches the topic's metadata, so the stalled one's produce request is sent.
+            other = (shared_dir / "avatar-images" / "accept_photo__bald-man-white-bg.jpg").read_bytes()
+            assert post_plain(proc.base_url, "space-warm", other).status_code == 202
+            local.pause_component("tansu")
+            try:
+                stalled = post_plain(proc.base_url, "space-stall", image)
+            finally:
+                local.resume_component("tansu")
+            assert stalled.status_code == 503, stalled.text
+            retried = post_plain(proc.base_url, "space-stall", image)
+            assert retried.status_code == 202, retried.text
+            upload_id = retried.json()["upload_id"]
+            records = asyncio.run(read_topic(local.endpoints.kafka_bootstrap, Topic.IMAGE_UPLOADED.value))
+            events = [decode_event(r.value, ImageUploaded) for r in records if b"space-stall" in r.value]
+            # Whatever the stalled broker stored (here it did store the 503'd publish: two records of one
+            # event id) is this same upload, and its file is there.
+            assert events and {str(e.upload_id) for e in events} == {upload_id}, events
+            assert {e.event_id for e in events} == {uuid.uuid5(uuid.UUID(upload_id), "image.uploaded")}
+            stored = s3(local.endpoints).get_object(Bucket=local.endpoints.bucket, Key=events[0].original.key)
+            assert hashlib.sha256(stored["Body"].read()).hexdigest() == events[0].original.sha256
+            assert len(originals(local.endpoints)) == 2  # the warm-up's and this one's: no second upload
         finally:
             proc.stop(timeout_s=20)
 

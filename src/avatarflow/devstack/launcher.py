@@ -231,6 +231,18 @@ class DevStack:
     def stop_component(self, name: Literal["tansu", "seaweedfs"], kill: bool = False) -> None:
         self._procs[name].stop(kill=kill)
 
+    def pause_component(self, name: Literal["tansu", "seaweedfs"]) -> None:
+        """SIGSTOP: the server keeps its connections and what it already received, and answers nothing
+        (a stalled broker, not a dead one) until :meth:`resume_component`."""
+        popen = self._procs[name].popen
+        assert popen is not None and popen.poll() is None, f"{name} is not running"
+        os.kill(popen.pid, signal.SIGSTOP)
+
+    def resume_component(self, name: Literal["tansu", "seaweedfs"]) -> None:
+        popen = self._procs[name].popen
+        assert popen is not None
+        os.kill(popen.pid, signal.SIGCONT)
+
     def start_component(self, name: Literal["tansu", "seaweedfs"]) -> None:
         self._procs[name].start(ready_timeout_s=30)
         if name == "seaweedfs" and self.endpoints:
