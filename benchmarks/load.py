@@ -40,7 +40,6 @@ SHARED = Path(os.environ.get("AVATARFLOW_SHARED_DIR", REPO.parent / "shared"))
 
 from avatarflow_contracts import Topic  # noqa: E402
 from avatarflow_runtime.auth import mint_token  # noqa: E402
-from avatarflow_runtime.settings import ServiceSettings  # noqa: E402
 
 from avatarflow.devstack import DevStack  # noqa: E402
 from avatarflow.devstack.processes import ServiceProcess, pipeline_env, start_all  # noqa: E402
@@ -181,11 +180,11 @@ def main() -> int:
     args = parser.parse_args()
     rates = [float(r) for r in args.rates.split(",")]
     images = pick_images(args.mix)
-    secret = ServiceSettings().jwt_secret.get_secret_value()
     workdir = Path(tempfile.mkdtemp(prefix="avatarflow-load-"))
     print(f"machine: {os.cpu_count()} cores | mix={args.mix} | validators={args.validators} | logs {workdir}")
     with DevStack(workdir=workdir / "stack", database_url=args.database_url, topic_partitions=4) as stack:
         assert stack.endpoints is not None
+        secret = stack.endpoints.jwt_secret
         names = ["ingest", *["validator"] * args.validators, "matting", "animator", "notifier"]
         procs = [ServiceProcess(n, {}, workdir / f"{n}-{i}.log") for i, n in enumerate(names)]
         env = pipeline_env(

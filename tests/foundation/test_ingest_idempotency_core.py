@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from avatarflow_contracts import ImageUploaded, ObjectRef
-from avatarflow_ingest.idempotency import KEY_PATTERN, Decision, IdempotencyRecord, decide
+from avatarflow_ingest.idempotency import KEY_PATTERN, Decision, IdempotencyRecord, confirm_may_republish, decide
 from avatarflow_runtime.keys import idempotency_record_key
 
 WINDOW = timedelta(hours=24)
@@ -64,3 +64,23 @@ def test_key_syntax() -> None:
     assert KEY_PATTERN.fullmatch(str(uuid.uuid4()))
     for bad in ("", "has space", "tab\t", "é", "x" * 256, "line\nbreak"):
         assert not KEY_PATTERN.fullmatch(bad), bad
+
+
+def test_a_confirm_record_is_published_again_only_when_its_outcome_is_unknown() -> None:
+    now = datetime.now(UTC)
+    in_flight = timedelta(seconds=40)
+    record = IdempotencyRecord.for_event(event(), "f" * 64, now)
+    # Another confirm created it moments ago and is publishing: a second confirm must not.
+    assert not confirm_may_republish(record, now + timedelta(seconds=1), in_flight)
+    # That publish answered 503: the retry publishes the same event.
+    assert confirm_may_republish(record.model_copy(update={"publish_failed": True}), now, in_flight)
+    # The confirm that created it died mid-publish: after the bound a retry publishes.
+    assert confirm_may_republish(record, now + in_flight, in_flight)
+    # Published: never again, however old or marked.
+    done = record.model_copy(update={"published": True, "publish_failed": True})
+    assert not confirm_may_republish(done, now + timedelta(days=1), in_flight)
+    # Records written before publish_failed existed still load.
+    legacy = record.to_bytes().replace(b',"publish_failed":false', b"")
+    assert b"publish_failed" not in legacy
+    loaded = IdempotencyRecord.from_bytes(legacy)
+    assert loaded is not None and not loaded.publish_failed

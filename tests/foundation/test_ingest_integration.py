@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import hashlib
+import secrets
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -16,7 +17,6 @@ import pytest
 from avatarflow_contracts import ImageUploaded, Topic, decode_event
 from avatarflow_runtime.auth import mint_token
 from avatarflow_runtime.keys import idempotency_record_key
-from avatarflow_runtime.settings import ServiceSettings
 from avatarflow_runtime.tracing import parse_traceparent
 
 from avatarflow.devstack import DevStack, StackEndpoints
@@ -24,16 +24,21 @@ from avatarflow.devstack.processes import ServiceProcess
 from avatarflow.devstack.topics import read_topic
 
 pytestmark = pytest.mark.integration
-SECRET = ServiceSettings().jwt_secret.get_secret_value()
+# The key these tests' services verify with (services refuse to start without a strong one).
+SECRET = secrets.token_urlsafe(32)
 
 
 def token(space: str, role: str = "editor", sub: str = "editor-1") -> dict[str, str]:
     return {"authorization": f"Bearer {mint_token(SECRET, subject=sub, space_id=space, role=role)}"}  # type: ignore[arg-type]
 
 
+def env_for(endpoints: StackEndpoints) -> dict[str, str]:
+    return {**endpoints.service_env(), "AVATARFLOW_JWT_SECRET": SECRET}
+
+
 @pytest.fixture(scope="module")
 def ingest(stack: StackEndpoints, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
-    env = {**stack.service_env(), "AVATARFLOW_INGEST_RATE_LIMIT_PER_MINUTE": "1000"}
+    env = {**env_for(stack), "AVATARFLOW_INGEST_RATE_LIMIT_PER_MINUTE": "1000"}
     proc = ServiceProcess("ingest", env, tmp_path_factory.mktemp("ingest") / "ingest.log").start()
     yield proc
     proc.stop()
@@ -174,8 +179,57 @@ def presign_and_put(base_url: str, space: str, body: bytes, declared_size: int) 
 
 def confirm(base_url: str, space: str, grant: dict) -> httpx.Response:
     return httpx.post(
-        f"{base_url}{grant['confirm_url']}", headers=token(space), json={"upload_ticket": grant["upload_ticket"]}
+        f"{base_url}{grant['confirm_url']}",
+        headers=token(space),
+        json={"upload_ticket": grant["upload_ticket"]},
+        timeout=120,
     )
+
+
+def test_a_grant_is_single_use_and_a_later_put_changes_nothing(
+    stack: StackEndpoints, ingest: ServiceProcess, shared_dir: Path
+) -> None:
+    """Issue 19 item 1: after confirm, a second PUT of another image to the still-valid URL plus a second
+    confirm must neither start another run nor change the bytes the pipeline reads."""
+    images = shared_dir / "avatar-images"
+    first = (images / "accept_photo__bald-man-white-bg.jpg").read_bytes()
+    second = (images / "accept_photo__man-suit-plain-bg.jpg").read_bytes()
+    grant = presign_and_put(ingest.base_url, "space-once", first, declared_size=len(first))
+    assert confirm(ingest.base_url, "space-once", grant).status_code == 202
+    put = httpx.put(grant["put_url"], content=second, headers={"content-type": "image/jpeg"})
+    assert put.status_code == 200, put.text  # the URL lives until it expires; the ticket does not
+    again = confirm(ingest.base_url, "space-once", grant)
+    assert again.status_code == 409 and again.json()["error"] == "upload_already_confirmed", again.text
+    events = events_for(stack, grant["upload_id"])
+    assert len(events) == 1, events
+    original = events[0].original
+    stored = s3(stack).get_object(Bucket=original.bucket, Key=original.key)["Body"].read()
+    assert hashlib.sha256(stored).hexdigest() == original.sha256 == hashlib.sha256(first).hexdigest()
+
+
+def test_concurrent_confirms_of_one_ticket_publish_one_event(
+    stack: StackEndpoints, ingest: ServiceProcess, shared_dir: Path
+) -> None:
+    """Issue 19 item 2: 35 confirms of one ticket gave 35 x 202 and 38 pipeline runs."""
+    image = (shared_dir / "avatar-images" / "accept_photo__bald-man-white-bg.jpg").read_bytes()
+    grant = presign_and_put(ingest.base_url, "space-many", image, declared_size=len(image))
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        codes = sorted(pool.map(lambda _: confirm(ingest.base_url, "space-many", grant).status_code, range(8)))
+    assert codes == [202] + [409] * 7, codes
+    assert len(events_for(stack, grant["upload_id"])) == 1
+
+
+def test_confirm_counts_against_the_editors_rate_limit(stack: StackEndpoints, shared_dir: Path, tmp_path: Path) -> None:
+    env = {**env_for(stack), "AVATARFLOW_INGEST_RATE_LIMIT_PER_MINUTE": "2"}
+    proc = ServiceProcess("ingest", env, tmp_path / "ingest.log").start()
+    try:
+        image = (shared_dir / "avatar-images" / "accept_photo__bald-man-white-bg.jpg").read_bytes()
+        grant = presign_and_put(proc.base_url, "space-rl", image, declared_size=len(image))  # 1 of 2
+        assert confirm(proc.base_url, "space-rl", grant).status_code == 202  # 2 of 2
+        limited = confirm(proc.base_url, "space-rl", grant)
+        assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
+    finally:
+        proc.stop()
 
 
 def test_confirm_without_the_file_answers_404(stack: StackEndpoints, ingest: ServiceProcess) -> None:
@@ -189,7 +243,7 @@ def test_confirm_of_a_file_larger_than_declared_and_allowed_answers_413(
 ) -> None:
     # The presigned PUT does not bind the size: the confirm step is where the cap is enforced.
     limit = 16 * 1024
-    env = {**stack.service_env(), "AVATARFLOW_INGEST_MAX_UPLOAD_BYTES": str(limit)}
+    env = {**env_for(stack), "AVATARFLOW_INGEST_MAX_UPLOAD_BYTES": str(limit)}
     proc = ServiceProcess("ingest", env, tmp_path / "ingest.log").start()
     try:
         image = (shared_dir / "avatar-images" / "accept_photo__bald-man-white-bg.jpg").read_bytes()
@@ -205,7 +259,7 @@ def test_confirm_of_a_file_larger_than_declared_and_allowed_answers_413(
 
 
 def test_rate_limit_answers_429(stack: StackEndpoints, tmp_path: Path) -> None:
-    env = {**stack.service_env(), "AVATARFLOW_INGEST_RATE_LIMIT_PER_MINUTE": "2"}
+    env = {**env_for(stack), "AVATARFLOW_INGEST_RATE_LIMIT_PER_MINUTE": "2"}
     proc = ServiceProcess("ingest", env, tmp_path / "ingest.log").start()
     try:
         codes = [
@@ -282,41 +336,94 @@ def test_concurrent_requests_with_one_idempotency_key_make_one_upload(
     assert new == {events[0].original.key}
 
 
-def test_publish_failure_undoes_a_plain_upload_and_a_keyed_retry_resumes(shared_dir: Path, tmp_path: Path) -> None:
-    """Broker down after the file is stored: both requests get 503. The plain upload's file is deleted
-    (nothing half-done); the keyed one keeps its file and record, so its retry after the broker is back
-    publishes that same upload (same upload_id, same event id) instead of making a new one."""
+def post_plain(base_url: str, space: str, data: bytes, timeout: float = 120) -> httpx.Response:
+    return httpx.post(
+        f"{base_url}/v1/spaces/{space}/uploads",
+        headers=token(space),
+        files={"file": ("a.jpg", data, "image/jpeg")},
+        timeout=timeout,
+    )
+
+
+def test_publish_failure_keeps_every_original_and_a_retry_resumes(shared_dir: Path, tmp_path: Path) -> None:
+    """Broker down after the file is stored: both requests get 503 and both keep their file and record
+    (the broker may have stored the event: issue 19 item 4). A retry after the broker is back, with the
+    client's key or with none (the key is then derived from the file), publishes that same upload
+    (same upload_id, same event id) instead of making a new one."""
     image = (shared_dir / "avatar-images" / "accept_photo__bald-man-white-bg.jpg").read_bytes()
     with DevStack(workdir=tmp_path / "stack", broker_storage="s3") as local:
         assert local.endpoints is not None
         # One publish try per request (each waits the 15 s request timeout); the stages' retry budget
         # (AVATARFLOW_MAX_ATTEMPTS, 6 by default) must not hold an HTTP request open.
-        env = {**local.endpoints.service_env(), "AVATARFLOW_INGEST_PUBLISH_ATTEMPTS": "1"}
+        env = {**env_for(local.endpoints), "AVATARFLOW_INGEST_PUBLISH_ATTEMPTS": "1"}
         proc = ServiceProcess("ingest", env, tmp_path / "ingest.log").start()
         try:
+            grant = presign_and_put(proc.base_url, "space-c", image, declared_size=len(image))
             local.stop_component("tansu", kill=True)
             # Concurrently: each waits out the producer's timeouts against the dead broker.
-            with ThreadPoolExecutor(max_workers=2) as pool:
-                plain = pool.submit(
-                    httpx.post,
-                    f"{proc.base_url}/v1/spaces/space-x/uploads",
-                    headers=token("space-x"),
-                    files={"file": ("a.jpg", image, "image/jpeg")},
-                    timeout=120,
-                )
+            with ThreadPoolExecutor(max_workers=3) as pool:
+                plain = pool.submit(post_plain, proc.base_url, "space-x", image)
                 keyed = pool.submit(post_keyed, proc.base_url, "space-k", image, "resume-key")
-            assert plain.result().status_code == 503, plain.result().text
-            assert keyed.result().status_code == 503, keyed.result().text
+                confirmed = pool.submit(confirm, proc.base_url, "space-c", grant)
+            for answer in (plain, keyed, confirmed):
+                assert answer.result().status_code == 503, answer.result().text
             assert '"event": "publish_retry"' not in proc.log_tail(100_000)
             kept = originals(local.endpoints)
-            assert len(kept) == 1 and len(originals(local.endpoints, "idempotency/")) == 1
+            assert len(kept) == 3 and len(originals(local.endpoints, "idempotency/")) == 3
             local.start_component("tansu")
             resumed = post_keyed(proc.base_url, "space-k", image, "resume-key")
             assert resumed.status_code == 202, resumed.text
             assert resumed.headers["idempotent-replayed"] == "true"
-            (event,) = events_for(local.endpoints, resumed.json()["upload_id"])
-            assert {event.original.key} == kept == originals(local.endpoints)
-            assert event.event_id == uuid.uuid5(event.upload_id, "image.uploaded")
+            retried = post_plain(proc.base_url, "space-x", image)
+            assert retried.status_code == 202, retried.text
+            # A confirm whose publish answered 503 publishes that event once more; then the ticket is spent.
+            reconfirmed = confirm(proc.base_url, "space-c", grant)
+            assert reconfirmed.status_code == 202 and reconfirmed.headers["idempotent-replayed"] == "true"
+            assert confirm(proc.base_url, "space-c", grant).status_code == 409
+            events = [events_for(local.endpoints, r.json()["upload_id"]) for r in (resumed, retried, reconfirmed)]
+            assert all(len(e) == 1 for e in events), events
+            assert {e[0].original.key for e in events} == kept == originals(local.endpoints)
+            assert all(e[0].event_id == uuid.uuid5(e[0].upload_id, "image.uploaded") for e in events)
+            # Settled (published): the same file uploaded again without a key is a new upload.
+            again = post_plain(proc.base_url, "space-x", image)
+            assert again.status_code == 202 and again.json()["upload_id"] != retried.json()["upload_id"]
+        finally:
+            proc.stop(timeout_s=20)
+
+
+def test_a_503_during_a_broker_stall_never_leaves_an_event_without_its_original(
+    shared_dir: Path, tmp_path: Path
+) -> None:
+    """Issue 19 item 4: with the broker paused, an upload without Idempotency-Key got 503 and its
+    original was deleted, yet the broker had stored image.uploaded: the validator then failed on the
+    missing object and the editor saw `failed` for an image the client was told was never accepted."""
+    image = (shared_dir / "avatar-images" / "accept_photo__man-suit-plain-bg.jpg").read_bytes()
+    with DevStack(workdir=tmp_path / "stack", broker_storage="s3") as local:
+        assert local.endpoints is not None
+        env = {**env_for(local.endpoints), "AVATARFLOW_INGEST_PUBLISH_ATTEMPTS": "1"}
+        proc = ServiceProcess("ingest", env, tmp_path / "ingest.log").start()
+        try:
+            # A first upload fetches the topic's metadata, so the stalled one's produce request is sent.
+            other = (shared_dir / "avatar-images" / "accept_photo__bald-man-white-bg.jpg").read_bytes()
+            assert post_plain(proc.base_url, "space-warm", other).status_code == 202
+            local.pause_component("tansu")
+            try:
+                stalled = post_plain(proc.base_url, "space-stall", image)
+            finally:
+                local.resume_component("tansu")
+            assert stalled.status_code == 503, stalled.text
+            retried = post_plain(proc.base_url, "space-stall", image)
+            assert retried.status_code == 202, retried.text
+            upload_id = retried.json()["upload_id"]
+            records = asyncio.run(read_topic(local.endpoints.kafka_bootstrap, Topic.IMAGE_UPLOADED.value))
+            events = [decode_event(r.value, ImageUploaded) for r in records if b"space-stall" in r.value]
+            # Whatever the stalled broker stored (here it did store the 503'd publish: two records of one
+            # event id) is this same upload, and its file is there.
+            assert events and {str(e.upload_id) for e in events} == {upload_id}, events
+            assert {e.event_id for e in events} == {uuid.uuid5(uuid.UUID(upload_id), "image.uploaded")}
+            stored = s3(local.endpoints).get_object(Bucket=local.endpoints.bucket, Key=events[0].original.key)
+            assert hashlib.sha256(stored["Body"].read()).hexdigest() == events[0].original.sha256
+            assert len(originals(local.endpoints)) == 2  # the warm-up's and this one's: no second upload
         finally:
             proc.stop(timeout_s=20)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import secrets
 import subprocess
 import sys
 import time
@@ -22,7 +23,6 @@ import pytest
 from avatarflow_contracts import AvatarRendered, Topic, decode_event
 from avatarflow_contracts.manifest import AvatarManifest
 from avatarflow_runtime.auth import mint_token
-from avatarflow_runtime.settings import ServiceSettings
 
 from avatarflow.devstack import StackEndpoints
 from avatarflow.devstack.processes import SERVICES, ServiceProcess, pipeline_env, start_all
@@ -32,7 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "deploy"))
 from promtool import check_metrics
 
 pytestmark = pytest.mark.integration
-SECRET = ServiceSettings().jwt_secret.get_secret_value()
+# The key these tests' services verify with (services refuse to start without a strong one).
+SECRET = secrets.token_urlsafe(32)
 TERMINAL = {"ready", "rejected", "failed"}
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -91,6 +92,7 @@ def pipeline(stack: StackEndpoints, postgres_url: str, tmp_path_factory: pytest.
         notifier_url=procs["notifier"].base_url,
         AVATARFLOW_DATABASE_URL=postgres_url,
         AVATARFLOW_INGEST_RATE_LIMIT_PER_MINUTE="1000",
+        AVATARFLOW_JWT_SECRET=SECRET,
     )
     try:
         start_all(list(procs.values()), env)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import secrets
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,14 +24,14 @@ from avatarflow_contracts import (
     encode_event,
 )
 from avatarflow_runtime.auth import mint_token
-from avatarflow_runtime.settings import ServiceSettings
 
 from avatarflow.devstack import StackEndpoints
 from avatarflow.devstack.processes import ServiceProcess
 from avatarflow.devstack.topics import read_topic
 
 pytestmark = pytest.mark.integration
-SECRET = ServiceSettings().jwt_secret.get_secret_value()
+# The key these tests' services verify with (services refuse to start without a strong one).
+SECRET = secrets.token_urlsafe(32)
 FAST_GROUP_ENV = {
     "AVATARFLOW_KAFKA_SESSION_TIMEOUT_MS": "6000",
     "AVATARFLOW_KAFKA_HEARTBEAT_INTERVAL_MS": "1000",
@@ -99,7 +100,7 @@ def outcomes(stack: StackEndpoints, upload_ids: set[str], timeout_s: float = 180
 def validator(stack: StackEndpoints, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
     proc = ServiceProcess(
         "validator",
-        {**stack.service_env(), **FAST_GROUP_ENV},
+        {**stack.service_env(), "AVATARFLOW_JWT_SECRET": SECRET, **FAST_GROUP_ENV},
         tmp_path_factory.mktemp("validator") / "validator.log",
     ).start()
     yield proc
@@ -162,7 +163,9 @@ def test_two_validators_split_the_partitions(
     stack: StackEndpoints, validator: ServiceProcess, tmp_path: Path, shared_dir: Path
 ) -> None:
     first_log_before = len(validator.log_tail(10**9))
-    second = ServiceProcess("validator", {**stack.service_env(), **FAST_GROUP_ENV}, tmp_path / "v2.log").start()
+    second = ServiceProcess(
+        "validator", {**stack.service_env(), "AVATARFLOW_JWT_SECRET": SECRET, **FAST_GROUP_ENV}, tmp_path / "v2.log"
+    ).start()
     try:
         image = (shared_dir / "avatar-images" / "accept_photo__bald-man-white-bg.jpg").read_bytes()
         ref = put_original(stack, image)

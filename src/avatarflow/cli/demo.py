@@ -35,7 +35,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 def run_demo(args: argparse.Namespace) -> int:
     from avatarflow_runtime.auth import mint_token
-    from avatarflow_runtime.settings import ServiceSettings
 
     from avatarflow.devstack import DevStack
     from avatarflow.devstack.processes import SERVICES, ServiceProcess, pipeline_env, start_all
@@ -43,11 +42,11 @@ def run_demo(args: argparse.Namespace) -> int:
     images = args.images or sorted(p for p in SAMPLES.iterdir() if p.suffix.lower() in {".jpg", ".png", ".webp"})
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="avatarflow-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    secret = ServiceSettings().jwt_secret.get_secret_value()
     print(f"work dir: {workdir}")
     with DevStack(workdir=workdir / "stack", database_url=args.database_url) as stack:
         endpoints = stack.endpoints
         assert endpoints is not None
+        secret = endpoints.jwt_secret  # minted for this run: tokens from another run are refused
         print(f"broker {endpoints.kafka_bootstrap} | S3 {endpoints.s3_endpoint} | database {endpoints.database_url}")
         procs = {name: ServiceProcess(name, {}, workdir / f"{name}.log") for name in SERVICES}
         env = pipeline_env(

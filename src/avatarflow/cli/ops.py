@@ -43,9 +43,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 def _mint_token(args: argparse.Namespace) -> int:
     from avatarflow_runtime.auth import mint_token
-    from avatarflow_runtime.settings import ServiceSettings
+    from avatarflow_runtime.settings import InsecureSecret, ServiceSettings
 
     settings = ServiceSettings()
+    try:  # a token signed with a key no service accepts would only fail later with 401
+        settings.require_token_secret()
+    except InsecureSecret as exc:
+        print(f"mint-token: {exc}", file=sys.stderr)
+        return 2
     print(
         mint_token(
             settings.jwt_secret.get_secret_value(),

@@ -145,8 +145,6 @@ class PipelineHarness:
         broker_storage: str = "s3",
         topic_partitions: int = 4,
     ) -> None:
-        from avatarflow_runtime.settings import ServiceSettings
-
         self.workdir = workdir
         self.database_url = database_url
         self.extra_env = dict(extra_env or {})
@@ -158,7 +156,6 @@ class PipelineHarness:
             topic_partitions=topic_partitions,
         )
         self.procs: dict[str, ServiceProcess] = {}
-        self.secret = ServiceSettings().jwt_secret.get_secret_value()
         self._engine: Any = None
         self._s3: Any = None
 
@@ -174,6 +171,11 @@ class PipelineHarness:
     def endpoints(self) -> StackEndpoints:
         assert self.stack.endpoints is not None, "harness not started"
         return self.stack.endpoints
+
+    @property
+    def secret(self) -> str:
+        """The JWT key this run's services verify with (minted per stack)."""
+        return self.endpoints.jwt_secret
 
     def service_env(self) -> dict[str, str]:
         overrides = {

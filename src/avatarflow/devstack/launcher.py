@@ -13,6 +13,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -99,6 +100,8 @@ class StackEndpoints:
     s3_secret_key: str
     bucket: str
     database_url: str
+    # Minted per stack (per demo or test run): services refuse a published or missing key.
+    jwt_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
 
     def service_env(self) -> dict[str, str]:
         """Environment variables that point an avatarflow service at this stack."""
@@ -110,6 +113,7 @@ class StackEndpoints:
             "AVATARFLOW_S3_SECRET_ACCESS_KEY": self.s3_secret_key,
             "AVATARFLOW_S3_BUCKET": self.bucket,
             "AVATARFLOW_DATABASE_URL": self.database_url,
+            "AVATARFLOW_JWT_SECRET": self.jwt_secret,
             **TELEMETRY_OFF_ENV,
         }
 
@@ -226,6 +230,18 @@ class DevStack:
     # ---- fault injection helpers (reliability tests) ---------------------------------------
     def stop_component(self, name: Literal["tansu", "seaweedfs"], kill: bool = False) -> None:
         self._procs[name].stop(kill=kill)
+
+    def pause_component(self, name: Literal["tansu", "seaweedfs"]) -> None:
+        """SIGSTOP: the server keeps its connections and what it already received, and answers nothing
+        (a stalled broker, not a dead one) until :meth:`resume_component`."""
+        popen = self._procs[name].popen
+        assert popen is not None and popen.poll() is None, f"{name} is not running"
+        os.kill(popen.pid, signal.SIGSTOP)
+
+    def resume_component(self, name: Literal["tansu", "seaweedfs"]) -> None:
+        popen = self._procs[name].popen
+        assert popen is not None
+        os.kill(popen.pid, signal.SIGCONT)
 
     def start_component(self, name: Literal["tansu", "seaweedfs"]) -> None:
         self._procs[name].start(ready_timeout_s=30)

@@ -3,9 +3,12 @@
 originals/{upload_id}/{random}.{ext}     the uploaded file (random part: never guessable, never user-named)
 avatars/{upload_id}/matting/{name}.png   cut-out and editor previews (deterministic: a redelivery overwrites
                                          the same keys with the same bytes)
-avatars/{upload_id}/pack/{name}          the avatar pack (manifest.json, idle loop, atlas, preview, poster)
+avatars/{upload_id}/pack/{version}/{name} the avatar pack (manifest.json, idle loop, atlas, preview, poster);
+                                         version = the cut-out's sha256 (16 hex), so a pack made from
+                                         other input never overwrites the one an event advertises
 catalogue/...                            pre-generated avatars (notifier)
 idempotency/{sha256}.json                ingest's Idempotency-Key records (sha256 of space, editor and key)
+idempotency/confirm-{upload_id}.json     ingest's record of a confirmed presigned upload (the ticket is spent)
 
 upload_id is a random UUID4 chosen by ingest (or the platform), so derived keys are not guessable either.
 """
@@ -27,8 +30,17 @@ def matting_key(upload_id: uuid.UUID, name: str) -> str:
     return f"avatars/{upload_id}/matting/{name}"
 
 
-def pack_key(upload_id: uuid.UUID, name: str) -> str:
-    return f"avatars/{upload_id}/pack/{name}"
+def pack_key(upload_id: uuid.UUID, name: str, version: str) -> str:
+    """``version`` names the pack's input (the cut-out's sha256): a redelivery of one input rewrites the
+    same keys, while a pack rendered from other bytes (a second run of one upload) lands beside it."""
+    if not version.isalnum():
+        raise ValueError("pack version must be alphanumeric")
+    return f"avatars/{upload_id}/pack/{version[:16]}/{name}"
+
+
+def confirm_record_key(upload_id: uuid.UUID) -> str:
+    """Created with a conditional write by the first confirm of a presigned upload: one grant, one upload."""
+    return f"idempotency/confirm-{upload_id}.json"
 
 
 def idempotency_record_key(space_id: str, subject: str, idempotency_key: str) -> str:

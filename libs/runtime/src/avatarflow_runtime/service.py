@@ -26,7 +26,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from .auth import AuthError, Forbidden
 from .logging import configure_logging, get_logger
 from .messaging import EventBus, report_consumer_lag
-from .settings import ServiceSettings
+from .settings import InsecureSecret, ServiceSettings
 from .storage import ObjectStore
 
 # Broker address written into generated AsyncAPI documents (stable, so the drift test is too).
@@ -165,8 +165,18 @@ def install_auth_error_handlers(app: FastAPI) -> None:
 
 
 def serve(app: FastAPI, settings: ServiceSettings) -> None:
-    """Run the service under uvicorn (SIGTERM/SIGINT -> graceful shutdown)."""
+    """Run the service under uvicorn (SIGTERM/SIGINT -> graceful shutdown).
+
+    A service that verifies bearer tokens refuses to start with a missing, published or short
+    ``AVATARFLOW_JWT_SECRET`` (exit status 2, one log line saying why)."""
     import uvicorn
+
+    if settings.verifies_tokens:
+        try:
+            settings.require_token_secret()
+        except InsecureSecret as exc:
+            log.error("insecure_jwt_secret", reason=str(exc))
+            raise SystemExit(2) from None
 
     uvicorn.run(
         app,

@@ -7,12 +7,26 @@ Service-specific settings subclass :class:`ServiceSettings`.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# HS256 keys shorter than the hash output are brute-forceable offline from one token (RFC 7518 3.2).
+MIN_JWT_SECRET_BYTES = 32
+# Secrets published in this repository (the old built-in default, compose's former fallback): anyone
+# can sign tokens with them, so no service accepts them however long they are.
+PUBLIC_JWT_SECRETS = frozenset({"dev-only-change-me-0123456789abcdef"})
+
+
+class InsecureSecret(RuntimeError):
+    """The service would verify bearer tokens with a key anyone may know; it refuses to start."""
 
 
 class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AVATARFLOW_", extra="ignore", frozen=True)
+    # Services that verify bearer tokens (ingest, validator, notifier) refuse to start without a strong key.
+    verifies_tokens: ClassVar[bool] = False
 
     service_name: str = Field(default="avatarflow", description="name in logs, metrics and the Kafka client id")
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING, ERROR")
@@ -52,10 +66,28 @@ class ServiceSettings(BaseSettings):
     retry_backoff_max_s: float = Field(default=8.0, gt=0, description="retry delay cap")
 
     jwt_secret: SecretStr = Field(
-        default=SecretStr("dev-only-change-me-0123456789abcdef"), description="HS256 key for bearer tokens"
+        default=SecretStr(""),
+        description="HS256 key for bearer tokens, at least 32 bytes; required by ingest, validator and notifier "
+        "(the embedded demo mints one per run)",
     )
     jwt_issuer: str = Field(default="avatarflow", description="required iss claim")
     jwt_audience: str = Field(default="avatarflow", description="required aud claim")
+
+    def require_token_secret(self) -> None:
+        """Raise :class:`InsecureSecret` unless ``jwt_secret`` is set, unpublished and >= 32 bytes."""
+        secret = self.jwt_secret.get_secret_value()
+        if not secret:
+            reason = "AVATARFLOW_JWT_SECRET is not set"
+        elif secret in PUBLIC_JWT_SECRETS:
+            reason = "AVATARFLOW_JWT_SECRET is a value published in the avatarflow repository"
+        elif len(secret.encode()) < MIN_JWT_SECRET_BYTES:
+            reason = f"AVATARFLOW_JWT_SECRET is {len(secret.encode())} bytes, under {MIN_JWT_SECRET_BYTES}"
+        else:
+            return
+        raise InsecureSecret(
+            f"{reason}: refusing to start. Set it to at least {MIN_JWT_SECRET_BYTES} random bytes "
+            "(e.g. `openssl rand -hex 32`), the same value on every service that verifies tokens."
+        )
 
 
 class UploadLimits(BaseSettings):

@@ -120,7 +120,9 @@ class AnimationStage:
     async def _put(self, event: AvatarMatted, name: str, data: bytes) -> tuple[str, ObjectRef]:
         suffix = name[name.rfind(".") :]
         ref = await self.store.put_bytes(
-            pack_key(event.upload_id, name), data, CONTENT_TYPES.get(suffix, "application/octet-stream")
+            pack_key(event.upload_id, name, event.cutout.sha256),
+            data,
+            CONTENT_TYPES.get(suffix, "application/octet-stream"),
         )
         return name, ref
 

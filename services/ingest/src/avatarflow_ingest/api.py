@@ -11,7 +11,7 @@ from avatarflow_imaging.admission import Refusal, admit
 from avatarflow_runtime.auth import AuthError, Principal
 from avatarflow_runtime.errors import PermanentError, TransientError
 from avatarflow_runtime.http_auth import editor_of
-from avatarflow_runtime.keys import idempotency_record_key, original_key
+from avatarflow_runtime.keys import confirm_record_key, idempotency_record_key, original_key
 from avatarflow_runtime.logging import get_logger
 from avatarflow_runtime.service import ServiceRuntime
 from avatarflow_runtime.storage import sha256_hex
@@ -19,12 +19,14 @@ from fastapi import APIRouter, Depends, File, Header, Path, Request, UploadFile
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from .idempotency import KEY_PATTERN, Decision, IdempotencyRecord, decide
+from .idempotency import KEY_PATTERN, Decision, IdempotencyRecord, confirm_may_republish, decide
 from .ratelimit import RateLimiter
 from .settings import IngestSettings
 
 log = get_logger("avatarflow.ingest")
 MAX_RECORD_BYTES = 64 * 1024  # an idempotency record is ~1 KB
+# Longest one publish try can take: the producer's 15 s request timeout plus backoff (service.py).
+PUBLISH_TRY_S = 20
 SpaceId = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@-]+$")]
 
 
@@ -61,6 +63,8 @@ ERROR_RESPONSES = {
     400: {"model": ErrorBody},
     401: {"model": ErrorBody},
     403: {"model": ErrorBody},
+    404: {"model": ErrorBody},
+    409: {"model": ErrorBody},
     413: {"model": ErrorBody},
     415: {"model": ErrorBody},
     422: {"model": ErrorBody},
@@ -96,20 +100,18 @@ def build_router(runtime: ServiceRuntime, settings: IngestSettings) -> APIRouter
             {"error": "temporarily_unavailable", "detail": detail}, status_code=503, headers={"Retry-After": "5"}
         )
 
-    async def publish_or_undo(event: ImageUploaded, *, undo: bool) -> JSONResponse | None:
-        """Publish image.uploaded. On failure, ``undo`` deletes the stored original so nothing is
-        half-done; requests a retry resumes (same event id: an Idempotency-Key, a presigned ticket)
-        keep it, because the broker may have stored the record even though the publish raised."""
+    async def publish(event: ImageUploaded) -> JSONResponse | None:
+        """Publish image.uploaded; None once the broker confirmed it, else a 503 to answer.
+
+        A failed publish never deletes the stored original: the broker may have stored the record even
+        though the publish raised (a stalled broker answers after our timeout). Every upload is keyed
+        (the client's Idempotency-Key, else one derived from the file), so the retry publishes this
+        same event id again and converges on this upload instead of orphaning its event."""
         try:
             await runtime.bus.publish(event, attempts=settings.ingest_publish_attempts)
             return None
         except Exception as exc:
-            log.error("publish_failed", upload_id=str(event.upload_id), error=type(exc).__name__, undo=undo)
-            if undo:
-                try:
-                    await store.delete(event.original.key)
-                except Exception:
-                    log.error("undo_delete_failed", upload_id=str(event.upload_id))
+            log.error("publish_failed", upload_id=str(event.upload_id), error=type(exc).__name__)
             return unavailable("Upload service is busy; please try again.")
 
     async def load_record(key: str) -> tuple[IdempotencyRecord | None, bool]:
@@ -125,11 +127,12 @@ def build_router(runtime: ServiceRuntime, settings: IngestSettings) -> APIRouter
             log.warning("idempotency_record_unreadable")
         return record, True
 
-    async def replay(key: str, record: IdempotencyRecord, *, replayed: bool) -> JSONResponse:
+    async def replay(key: str, record: IdempotencyRecord, *, replayed: bool, announce: bool = True) -> JSONResponse:
         """Answer with the recorded upload; publish its event again unless the broker confirmed it."""
         event = record.image_uploaded()
         if not record.published:
-            if (failed := await publish_or_undo(event, undo=False)) is not None:
+            if (failed := await publish(event)) is not None:
+                await mark(key, record.model_copy(update={"publish_failed": True}))
                 return failed
             try:
                 published = record.model_copy(update={"published": True})
@@ -145,9 +148,16 @@ def build_router(runtime: ServiceRuntime, settings: IngestSettings) -> APIRouter
             replayed=replayed,
         )
         response = accepted(event)
-        if replayed:
+        if replayed and announce:
             response.headers["Idempotent-Replayed"] = "true"
         return response
+
+    async def mark(key: str, record: IdempotencyRecord) -> None:
+        """Best effort: a record left unmarked only delays a presigned retry until the in-flight bound."""
+        try:
+            await store.put_bytes(key, record.to_bytes(), "application/json")
+        except (TransientError, PermanentError) as exc:
+            log.warning("idempotency_record_not_updated", error=str(exc))
 
     async def create_upload(
         key: str, stale: bool, space_id: str, principal: Principal, data: bytes, content_type: str, digest: str
@@ -169,19 +179,28 @@ def build_router(runtime: ServiceRuntime, settings: IngestSettings) -> APIRouter
             raise
 
     async def idempotent_upload(
-        idempotency_key: str, space_id: str, principal: Principal, data: bytes, content_type: str
+        idempotency_key: str | None, space_id: str, principal: Principal, data: bytes, content_type: str
     ) -> JSONResponse:
-        key = idempotency_record_key(space_id, principal.subject, idempotency_key)
+        """Make or replay the upload bound to the client's key, or (``None``) to a key derived from the
+        file. A derived key binds only while its publish outcome is unknown: once the broker confirmed
+        the event, the same file uploaded again is a new upload, as a client without a key expects."""
         digest = sha256_hex(data)
+        derived = idempotency_key is None
+        # No client key contains a space (KEY_PATTERN), so a derived key never shares a client's record.
+        client_key = f"derived sha256 {digest}" if idempotency_key is None else idempotency_key
+        key = idempotency_record_key(space_id, principal.subject, client_key)
         window = timedelta(seconds=settings.ingest_idempotency_window_s)
         record, present = await load_record(key)
         decision = decide(record, digest, datetime.now(UTC), window)
+        if derived and record is not None and record.published:
+            decision = Decision.NEW  # replaced: the earlier upload of this file is settled
         if decision is Decision.NEW:
             # An object there that binds nothing (expired, unreadable) is stale: replaced, not raced.
             created = await create_upload(key, present, space_id, principal, data, content_type, digest)
             if created is not None:
                 return await replay(key, created, replayed=False)
             record, _ = await load_record(key)
+            # A concurrent upload won: with a derived key that is this same file, so this answers with it.
             decision = decide(record, digest, datetime.now(UTC), window)
         if decision is Decision.CONFLICT:
             return refusal(
@@ -189,7 +208,7 @@ def build_router(runtime: ServiceRuntime, settings: IngestSettings) -> APIRouter
             )
         if record is None or decision is not Decision.REPLAY:
             return unavailable("Another request with this Idempotency-Key is in progress; please try again.")
-        return await replay(key, record, replayed=True)
+        return await replay(key, record, replayed=True, announce=not derived)
 
     async def store_original(space_id: str, principal: Principal, data: bytes, content_type: str) -> ImageUploaded:
         """Store the admitted file under a fresh upload id; the event that announces it (unpublished)."""
@@ -259,16 +278,10 @@ def build_router(runtime: ServiceRuntime, settings: IngestSettings) -> APIRouter
             log.info("upload_refused", space_id=space_id, code=exc.code)
             return refusal(exc)
         try:
-            if idempotency_key is not None:
-                return await idempotent_upload(idempotency_key, space_id, principal, data, admitted.content_type)
-            event = await store_original(space_id, principal, data, admitted.content_type)
+            return await idempotent_upload(idempotency_key, space_id, principal, data, admitted.content_type)
         except (TransientError, PermanentError) as exc:
             log.error("store_failed", error=str(exc))
             return unavailable("Storage is unavailable; please try again.")
-        if (failed := await publish_or_undo(event, undo=True)) is not None:
-            return failed
-        log.info("upload_accepted", upload_id=str(event.upload_id), space_id=space_id, size=event.original.size)
-        return accepted(event)
 
     @router.post(
         "/spaces/{space_id}/uploads/presigned",
@@ -333,23 +346,62 @@ def build_router(runtime: ServiceRuntime, settings: IngestSettings) -> APIRouter
             or ticket.get("sub") != principal.subject
         ):
             raise AuthError("upload ticket does not match this upload")
-        key = str(ticket["key"])
+        if (limited := rate_limited(principal)) is not None:
+            return limited
+        record_key = confirm_record_key(upload_id)
+        record, present = await load_record(record_key)
+        if record is None:
+            outcome = await first_confirm(record_key, present, str(ticket["key"]), space_id, upload_id, principal)
+            if isinstance(outcome, JSONResponse):
+                return outcome
+            if outcome is not None:
+                return await replay(record_key, outcome, replayed=False)
+            # None: a concurrent confirm spent the ticket first (record stays None: refused below).
+        # Each publish would run the whole pipeline again: only a confirm whose publish outcome is
+        # unknown (503, or a confirm that died) is published once more, with the same event id.
+        in_flight = timedelta(seconds=PUBLISH_TRY_S * settings.ingest_publish_attempts)
+        if record is None or not confirm_may_republish(record, datetime.now(UTC), in_flight):
+            # One grant, one upload: the ticket was spent by an earlier (or concurrent) confirm.
+            log.warning("confirm_refused", upload_id=str(upload_id), space_id=space_id, reason="already_confirmed")
+            return refusal(
+                Refusal(
+                    409,
+                    "upload_already_confirmed",
+                    "This upload was already confirmed; its status is at the status URL. Start a new upload "
+                    "for another file.",
+                )
+            )
+        # Confirmed before but its publish outcome was unknown (503): publish that same event again.
+        return await replay(record_key, record, replayed=True)
+
+    async def first_confirm(
+        record_key: str, stale: bool, staged_key: str, space_id: str, upload_id: uuid.UUID, principal: Principal
+    ) -> IdempotencyRecord | JSONResponse | None:
+        """Check the staged file, copy it where the grant cannot write, and spend the ticket (conditional
+        create of the confirm record). The record; a refusal; or None when a concurrent confirm won."""
         try:
-            data = await store.read_untrusted(key, max_bytes=settings.ingest_max_upload_bytes)
+            data = await store.read_untrusted(staged_key, max_bytes=settings.ingest_max_upload_bytes)
         except PermanentError as exc:
             if exc.code == "object_too_large":
-                await discard(key)
+                await discard(staged_key)
                 return refusal(Refusal(413, exc.code, "The uploaded file is larger than the upload limit."))
+            if (await load_record(record_key))[1]:
+                return None  # a concurrent confirm spent the ticket (and moved the file) first
             return refusal(Refusal(404, exc.code, "The uploaded file was not found; upload it again."))
         except TransientError:
-            return JSONResponse({"error": "temporarily_unavailable", "detail": "Storage unavailable."}, status_code=503)
+            return unavailable("Storage is unavailable; please try again.")
         try:
             admitted = admit(data, **settings.admission_limits())
         except Refusal as exc:
-            await discard(key)
+            await discard(staged_key)
             return refusal(exc)
-        # Re-store with our own metadata (sha256) so downstream integrity checks hold.
-        ref = await store.put_bytes(key, data, admitted.content_type)
+        try:
+            # A fresh key the presigned PUT URL (valid until it expires) cannot overwrite: what the
+            # pipeline reads is what was checked here.
+            ref = await store.put_bytes(original_key(upload_id, admitted.content_type), data, admitted.content_type)
+        except (TransientError, PermanentError) as exc:
+            log.error("store_failed", error=str(exc))
+            return unavailable("Storage is unavailable; please try again.")
         event = ImageUploaded(
             upload_id=upload_id,
             space_id=space_id,
@@ -358,8 +410,17 @@ def build_router(runtime: ServiceRuntime, settings: IngestSettings) -> APIRouter
             source="presigned",
             event_id=uuid.uuid5(upload_id, "image.uploaded"),
         )
-        if (failed := await publish_or_undo(event, undo=False)) is not None:
-            return failed
-        return accepted(event)
+        created = IdempotencyRecord.for_event(event, ref.sha256, datetime.now(UTC))
+        try:
+            await store.put_bytes(record_key, created.to_bytes(), "application/json", if_absent=not stale)
+        except (TransientError, PermanentError) as exc:
+            await discard(ref.key)
+            if isinstance(exc, PermanentError) and exc.code == "object_exists":
+                return None
+            log.error("store_failed", error=str(exc))
+            return unavailable("Storage is unavailable; please try again.")
+        await discard(staged_key)  # the grant's object is spent; a later PUT there names no upload
+        log.info("upload_confirmed", upload_id=str(upload_id), space_id=space_id, size=ref.size)
+        return created
 
     return router

@@ -9,6 +9,11 @@ and answered with the same ``upload_id``. The same key with a different file is 
 
 The record is written with a conditional put (``If-None-Match: *``), so of two concurrent requests
 with one key exactly one creates the upload; the other discards its copy of the file and replays.
+An upload without the header is keyed too, by the file's sha256 (``derived sha256 ...``, which no
+client key can spell): a failed publish then never deletes the original (the broker may have stored
+the event anyway), and the client's plain retry publishes that same event. A derived key binds only
+until the broker confirms its event; after that the same file uploaded again is a new upload.
+
 Records older than the window no longer bind the key (a bucket lifecycle rule on ``idempotency/``
 deletes them; see docs/operations.md).
 """
@@ -33,6 +38,7 @@ class IdempotencyRecord(BaseModel):
     request_sha256: str  # of the uploaded file: the same key with another file is refused
     created_at: datetime
     published: bool = False  # image.uploaded confirmed by the broker at least once
+    publish_failed: bool = False  # a publish of it answered 503: its outcome is unknown, a retry may publish
     event: str  # the encoded image.uploaded event (contracts codec), replayed byte for byte
 
     @classmethod
@@ -60,6 +66,17 @@ class Decision(Enum):
     NEW = "new"  # no live record: make the upload
     REPLAY = "replay"  # same key, same file: answer with the recorded upload
     CONFLICT = "conflict"  # same key, another file: refuse
+
+
+def confirm_may_republish(record: IdempotencyRecord, now: datetime, in_flight: timedelta) -> bool:
+    """Whether a presigned confirm that finds this confirm record publishes its event again.
+
+    Only when an earlier publish answered 503, or the confirm that created it has been silent longer
+    than a publish can take (it crashed). Otherwise that confirm is still publishing, or it was
+    published: a second confirm must not run the pipeline again (issue 19: each re-run re-renders)."""
+    if record.published:
+        return False
+    return record.publish_failed or now - record.created_at >= in_flight
 
 
 def decide(record: IdempotencyRecord | None, request_sha256: str, now: datetime, window: timedelta) -> Decision:

@@ -7,6 +7,7 @@ from pydantic import Field
 class IngestSettings(ServiceSettings, UploadLimits):
     service_name: str = "ingest"
     http_port: int = 8081
+    verifies_tokens = True  # refuses to start without a strong AVATARFLOW_JWT_SECRET
     ingest_rate_limit_per_minute: int = Field(default=30, ge=1, description="uploads per editor per minute")
     ingest_publish_attempts: int = Field(
         default=2,

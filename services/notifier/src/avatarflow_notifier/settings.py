@@ -9,6 +9,7 @@ from pydantic import Field
 class NotifierSettings(ServiceSettings):
     service_name: str = "notifier"
     http_port: int = 8085
+    verifies_tokens = True  # refuses to start without a strong AVATARFLOW_JWT_SECRET
     database_url: str = Field(
         default="sqlite+aiosqlite:///./var/notifier.db",
         description="SQLAlchemy async URL: sqlite+aiosqlite:// (embedded) or postgresql+psycopg:// (production)",
