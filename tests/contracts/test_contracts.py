@@ -8,6 +8,8 @@ import uuid
 import pytest
 from avatarflow_contracts import (
     EDITOR_MESSAGES,
+    REASON_PRIORITY,
+    SCHEMA_VERSION,
     SUPPORT_TICKET_URL,
     AvatarFailed,
     EventTooLarge,
@@ -49,6 +51,8 @@ def test_reason_codes_are_exactly_the_contracted_set() -> None:
         "mouth_occluded",
         "face_covering",
         "features_missing",
+        "face_paint",
+        "helmet",
         "unreadable_image",
     }
     assert {w.value for w in WarningCode} >= {"busy_background"}
@@ -64,6 +68,31 @@ def test_every_code_has_an_editor_message_and_face_covering_points_to_support() 
 def test_reasons_are_ordered_most_actionable_first() -> None:
     ordered = order_reasons([ReasonCode.FACE_COVERING, ReasonCode.BLURRY, ReasonCode.NO_FACE, ReasonCode.BLURRY])
     assert ordered == [ReasonCode.NO_FACE, ReasonCode.BLURRY, ReasonCode.FACE_COVERING]
+    assert REASON_PRIORITY[0] == ReasonCode.UNREADABLE_IMAGE and REASON_PRIORITY[-1] == ReasonCode.FACE_COVERING
+    assert set(REASON_PRIORITY) == set(ReasonCode)
+
+
+@pytest.mark.parametrize(
+    ("codes", "first"),
+    [
+        # A profile photo that is also small: a larger copy is still a profile, a new frontal photo fixes both.
+        ((ReasonCode.LOW_RESOLUTION, ReasonCode.NOT_FRONTAL), ReasonCode.NOT_FRONTAL),
+        ((ReasonCode.BLURRY, ReasonCode.POOR_LIGHTING, ReasonCode.EYES_OCCLUDED), ReasonCode.EYES_OCCLUDED),
+        ((ReasonCode.LOW_RESOLUTION, ReasonCode.HELMET), ReasonCode.HELMET),
+        ((ReasonCode.POOR_LIGHTING, ReasonCode.FACE_PAINT), ReasonCode.FACE_PAINT),
+        ((ReasonCode.NOT_FRONTAL, ReasonCode.MULTIPLE_FACES), ReasonCode.MULTIPLE_FACES),
+        ((ReasonCode.FACE_COVERING, ReasonCode.LOW_RESOLUTION), ReasonCode.LOW_RESOLUTION),
+    ],
+)
+def test_first_reason_is_what_the_editor_acts_on_first(codes: tuple[ReasonCode, ...], first: ReasonCode) -> None:
+    assert order_reasons(list(codes))[0] == first
+
+
+def test_face_paint_and_helmet_have_their_own_messages() -> None:
+    assert "face paint" in EDITOR_MESSAGES[ReasonCode.FACE_PAINT]
+    assert "helmet" in EDITOR_MESSAGES[ReasonCode.HELMET]
+    assert "helmet" not in EDITOR_MESSAGES[ReasonCode.FEATURES_MISSING]
+    assert SCHEMA_VERSION == "1.1"
 
 
 def test_round_trip_and_additive_minor_version_is_accepted() -> None:

@@ -107,3 +107,72 @@ async def test_editor_sees_prompt_live_and_end_user_never_does(live_server):
             assert not any("token" in url for url in requests), "a token travelled in a URL"
         finally:
             await browser.close()
+
+
+async def test_rejection_shows_the_editors_image_beside_the_first_reason(live_server, tmp_path: Path):
+    """The page keeps a copy of the file it uploaded and shows it beside the rejection, across a reload.
+
+    The upload POST goes to ingest, which this notifier-only test does not run: the browser's
+    request is answered at the network layer with ingest's 202 body for the run's upload_id.
+    """
+    if not CHROMIUM.exists():
+        pytest.skip("chromium is not installed (apt-get install -y chromium)")
+    from PIL import Image, ImageDraw
+    from playwright.async_api import async_playwright, expect
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    space = f"browser-{uuid.uuid4().hex[:10]}"
+    token = mint_token(JWT_SECRET, subject="alice", space_id=space)
+    run = Run(space, T0)
+    photo = tmp_path / "profile.jpg"
+    picture = Image.new("RGB", (240, 300), (40, 120, 200))
+    ImageDraw.Draw(picture).ellipse((60, 60, 180, 220), fill=(230, 180, 150))
+    picture.save(photo, quality=90)
+    uploads: list[str] = []
+
+    async def answer_upload(route) -> None:
+        uploads.append(route.request.method)
+        await route.fulfill(status=202, json={"upload_id": str(run.upload_id), "status": "processing"})
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            context = await browser.new_context(viewport={"width": 1000, "height": 800})
+            await context.route("http://127.0.0.1:9/**", answer_upload)
+            editor = await context.new_page()
+            await editor.goto(f"{live_server.base_url}/editor/{space}#token={token}")
+            await expect(editor.locator("#status-text")).to_have_text("no upload yet")
+            await editor.locator("#file-input").set_input_files(str(photo))
+            await expect(editor.locator("#upload-result")).to_have_text("Uploaded: checking your image…")
+            assert uploads == ["POST"]
+
+            await apply_on_server(live_server, run.uploaded())
+            # A small profile photo: the first thing to change is the pose, not the size.
+            await apply_on_server(live_server, run.rejected((ReasonCode.LOW_RESOLUTION, ReasonCode.NOT_FRONTAL)))
+            await expect(editor.locator("#prompt")).to_be_visible(timeout=10_000)
+            await expect(editor.locator("#prompt-message")).to_contain_text("The face is turned away from the camera")
+            await expect(editor.locator("#prompt-reasons li")).to_have_attribute("data-code", "low_resolution")
+            image = editor.locator("#prompt-image")
+            await expect(image).to_be_visible()
+            size = await image.evaluate("img => [img.naturalWidth, img.naturalHeight]")
+            assert size == [240, 300]  # the uploaded picture itself (under the preview's 320 px cap)
+            # Beside the message, not above or below it.
+            image_box = await image.bounding_box()
+            message_box = await editor.locator("#prompt-message").bounding_box()
+            assert image_box and message_box
+            assert image_box["x"] + image_box["width"] <= message_box["x"]
+            assert image_box["y"] < message_box["y"] + message_box["height"]
+            await editor.screenshot(path=str(ARTIFACTS / "notifier-editor-rejected-image.png"), full_page=True)
+
+            await editor.reload()
+            await expect(editor.locator("#prompt")).to_be_visible(timeout=10_000)
+            await expect(editor.locator("#prompt-image")).to_be_visible()
+
+            # A rejection of an upload this tab did not send shows the message without a picture.
+            other = Run(space, T0.replace(minute=T0.minute + 1))
+            await apply_on_server(live_server, other.uploaded())
+            await apply_on_server(live_server, other.rejected((ReasonCode.BLURRY,)))
+            await expect(editor.locator("#prompt")).to_have_attribute("data-upload-id", str(other.upload_id))
+            await expect(editor.locator("#prompt-figure")).to_be_hidden()
+        finally:
+            await browser.close()

@@ -17,7 +17,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     evaluate = subparsers.add_parser("eval", help="score the validator (and a Haar baseline) on labels.csv")
     evaluate.add_argument("labels", type=Path, metavar="LABELS.csv")
     evaluate.add_argument("--json", action="store_true", help="print machine-readable totals")
+    evaluate.add_argument(
+        "--images",
+        type=Path,
+        metavar="DIR",
+        help="folder holding the files (default: an images/ folder beside LABELS.csv if there is one, else its folder)",
+    )
+    evaluate.add_argument(
+        "--folds", type=int, default=5, metavar="K", help="grouped cross-validation folds, split by source repository"
+    )
     evaluate.set_defaults(handler=run_eval)
+
+    fetch = subparsers.add_parser(
+        "corpus-fetch", help="rebuild the validator's development corpus from the pinned commits in its manifest"
+    )
+    fetch.add_argument("--manifest", type=Path, help="manifest.csv (default: the validator's corpus manifest)")
+    fetch.add_argument("--dest", type=Path, help="where the images go (default: images/ beside the manifest)")
+    fetch.add_argument(
+        "--mirrors",
+        type=Path,
+        metavar="DIR",
+        help="local bare clones as DIR/<owner>+<name>[/repo], tried before downloading from GitHub",
+    )
+    fetch.add_argument("--offline", action="store_true", help="use only --mirrors, never the network")
+    fetch.set_defaults(handler=run_corpus_fetch)
 
 
 def run_check(args: argparse.Namespace) -> int:
@@ -58,26 +81,74 @@ def run_eval(args: argparse.Namespace) -> int:
     from avatarflow_validator.evaluation import (
         Decision,
         HaarBaseline,
+        cross_validate,
         decide_all,
+        format_cross_validation,
         format_report,
+        grouped_folds,
         read_labels,
         score,
     )
 
     labels = read_labels(args.labels)
-    folder = args.labels.parent
+    folder = args.images or (
+        args.labels.parent / "images" if (args.labels.parent / "images").is_dir() else args.labels.parent
+    )
+    missing = [label.file for label in labels if not (folder / label.file).is_file()]
+    if missing:
+        print(
+            f"avatarctl eval: {len(missing)} of {len(labels)} images missing under {folder} (first: {missing[0]});"
+            " for the corpus run avatarctl corpus-fetch",
+            file=sys.stderr,
+        )
+        return 2
     with Validator() as validator:
 
         def ours(file: str, data: bytes) -> Decision:
             outcome = validator.validate_bytes(data)
             return Decision(file, outcome.accepted, tuple(str(r) for r in outcome.reasons))
 
-        report = score(labels, decide_all(labels, folder, ours))
-    baseline = score(labels, decide_all(labels, folder, HaarBaseline().decide))
+        decisions = decide_all(labels, folder, ours)
+    haar = decide_all(labels, folder, HaarBaseline().decide)
+    report, baseline = score(labels, decisions), score(labels, haar)
+    folds = grouped_folds(labels, args.folds)
+    cv = {"validator": cross_validate(folds, decisions), "haar": cross_validate(folds, haar)}
     if args.json:
-        print(json.dumps({"validator": report.totals(), "haar_baseline": baseline.totals()}, sort_keys=True))
+        totals = {"validator": report.totals(), "haar_baseline": baseline.totals()}
+        totals["grouped_cv"] = {"folds": len(folds), **{name: result.totals() for name, result in cv.items()}}
+        print(json.dumps(totals, sort_keys=True))
     else:
         print(format_report("avatarflow validator", report))
         print()
         print(format_report("Haar cascade baseline (exactly one face -> accept)", baseline))
+        print()
+        print(format_cross_validation(folds, cv))
     return 0
+
+
+def run_corpus_fetch(args: argparse.Namespace) -> int:
+    from avatarflow_validator.corpus import (
+        MANIFEST,
+        Fetcher,
+        git_mirror_fetcher,
+        github_raw_fetcher,
+        read_manifest,
+        rebuild,
+    )
+
+    manifest = args.manifest or MANIFEST
+    dest = args.dest or manifest.parent / "images"
+    fetchers: list[Fetcher] = []
+    if args.mirrors:
+        fetchers.append(git_mirror_fetcher(args.mirrors))
+    if not args.offline:
+        fetchers.append(github_raw_fetcher())
+    if not fetchers:
+        print("avatarctl corpus-fetch: --offline needs --mirrors", file=sys.stderr)
+        return 2
+    entries = read_manifest(manifest)
+    report = rebuild(entries, dest, fetchers)
+    print(f"{dest}: {report.written} written, {report.present} already present, {len(report.failed)} failed")
+    for problem in report.failed:
+        print(f"    {problem}", file=sys.stderr)
+    return 1 if report.failed else 0

@@ -20,7 +20,7 @@ from .reasons import ReasonCode, WarningCode
 from .topics import Topic
 
 SCHEMA_MAJOR = 1
-SCHEMA_MINOR = 0
+SCHEMA_MINOR = 1  # 1.1: reason codes face_paint and helmet
 SCHEMA_VERSION = f"{SCHEMA_MAJOR}.{SCHEMA_MINOR}"
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")

@@ -21,6 +21,9 @@ class ReasonCode(StrEnum):
     MOUTH_OCCLUDED = "mouth_occluded"
     FACE_COVERING = "face_covering"
     FEATURES_MISSING = "features_missing"
+    # Added in schema 1.1: the product guide names them as rejections of their own.
+    FACE_PAINT = "face_paint"
+    HELMET = "helmet"
     UNREADABLE_IMAGE = "unreadable_image"
 
 
@@ -72,8 +75,16 @@ EDITOR_MESSAGES: dict[str, str] = {
         f"avatar option that works for you ({SUPPORT_TICKET_URL})."
     ),
     ReasonCode.FEATURES_MISSING: (
-        "We found a face shape but not clear eyes, nose and mouth (for example a robot, an emoji, "
-        "face paint or a helmet). Upload an image where the facial features are clearly visible."
+        "We found a face shape but not clear eyes, nose and mouth (for example a robot, an emoji "
+        "or a mask). Upload an image where the facial features are clearly visible."
+    ),
+    ReasonCode.FACE_PAINT: (
+        "Heavy face paint or make-up hides the shape of the eyes, nose and mouth, so the avatar "
+        "can't follow them. Upload a photo without face paint, where the skin and lips show."
+    ),
+    ReasonCode.HELMET: (
+        "A helmet or visor hides part of the face. Upload a photo with the helmet off, where the "
+        "eyes, nose and mouth are all visible."
     ),
     ReasonCode.UNREADABLE_IMAGE: (
         "We couldn't read this file as an image. Upload a JPEG, PNG, WebP or HEIC image that "
@@ -89,19 +100,25 @@ EDITOR_MESSAGES: dict[str, str] = {
     ),
 }
 
-# Most actionable first: an editor fixes an unreadable file or a wrong picture before worrying
-# about lighting. face_covering comes last because the fix is a support ticket, not a new photo.
+# Most actionable first: the first reason is the one the editor can act on first. A wrong file or
+# picture comes before anything about the photo; then what the person in it must change (look at
+# the camera, take off sunglasses, mask, helmet or face paint), because a new photo that fixes
+# those also gets a new size, focus and light, whereas a larger copy of a profile photo is still a
+# profile; the camera's quality (resolution, focus, light) comes after. face_covering comes last
+# because the fix is a support ticket, not a new photo.
 REASON_PRIORITY: tuple[ReasonCode, ...] = (
     ReasonCode.UNREADABLE_IMAGE,
     ReasonCode.NO_FACE,
     ReasonCode.MULTIPLE_FACES,
+    ReasonCode.NOT_FRONTAL,
+    ReasonCode.HELMET,
+    ReasonCode.EYES_OCCLUDED,
+    ReasonCode.MOUTH_OCCLUDED,
+    ReasonCode.FACE_PAINT,
+    ReasonCode.FEATURES_MISSING,
     ReasonCode.LOW_RESOLUTION,
     ReasonCode.BLURRY,
     ReasonCode.POOR_LIGHTING,
-    ReasonCode.NOT_FRONTAL,
-    ReasonCode.EYES_OCCLUDED,
-    ReasonCode.MOUTH_OCCLUDED,
-    ReasonCode.FEATURES_MISSING,
     ReasonCode.FACE_COVERING,
 )
 

@@ -17,6 +17,9 @@ class Label:
     file: str
     expected: str  # accept | reject | either
     reasons: frozenset[str]
+    # The source repository (owner/name) for grouped cross-validation; a synthetic copy belongs
+    # to its original's group; a file with no source is a group of its own.
+    group: str = ""
 
 
 @dataclass(frozen=True)
@@ -26,16 +29,29 @@ class Decision:
     reasons: tuple[str, ...]
 
 
+def source_group(source: str) -> str:
+    """``owner/repo`` of an ``owner/repo@commit:path`` source, else ''."""
+    head = source.strip().split("@", 1)[0]
+    return head if "@" in source and head.count("/") == 1 else ""
+
+
 def read_labels(path: Path) -> list[Label]:
     with path.open(newline="") as handle:
-        return [
-            Label(
-                file=row["file"],
-                expected=row["expected"].strip(),
-                reasons=frozenset(r for r in row.get("reasons", "").split(";") if r),
-            )
-            for row in csv.DictReader(handle)
-        ]
+        rows = list(csv.DictReader(handle))
+    groups = {row["file"]: source_group(row.get("source") or "") for row in rows}
+    for row in rows:
+        source = (row.get("source") or "").strip()
+        if not groups[row["file"]] and source.startswith("synthetic from "):
+            groups[row["file"]] = groups.get(source.removeprefix("synthetic from ").strip(), "")
+    return [
+        Label(
+            file=row["file"],
+            expected=row["expected"].strip(),
+            reasons=frozenset(r for r in (row.get("reasons") or "").split(";") if r),
+            group=groups[row["file"]] or "file:" + row["file"],
+        )
+        for row in rows
+    ]
 
 
 @dataclass
@@ -121,6 +137,71 @@ class HaarBaseline:
         if count == 1:
             return Decision(file, True, ())
         return Decision(file, False, ("no_face",) if count == 0 else ("multiple_faces",))
+
+
+def grouped_folds(labels: list[Label], k: int) -> list[list[Label]]:
+    """Split into ``k`` folds by group (source repository): no group is ever in two folds.
+
+    Largest groups first, each into the fold with the fewest images so far (ties: lowest index),
+    so the split is deterministic and as even as whole groups allow.
+    """
+    by_group: dict[str, list[Label]] = {}
+    for label in labels:
+        by_group.setdefault(label.group, []).append(label)
+    k = max(1, min(k, len(by_group)))
+    folds: list[list[Label]] = [[] for _ in range(k)]
+    for _, members in sorted(by_group.items(), key=lambda item: (-len(item[1]), item[0])):
+        min(folds, key=len).extend(members)
+    return folds
+
+
+@dataclass(frozen=True)
+class CrossValidation:
+    """Per-fold reports for one decision method; each fold is scored on groups it never saw."""
+
+    folds: list[Report]
+
+    def mean(self, metric: str) -> float:
+        return sum(getattr(r, metric) for r in self.folds) / len(self.folds) if self.folds else 0.0
+
+    def worst(self, metric: str) -> float:
+        values = [getattr(r, metric) for r in self.folds]
+        if not values:
+            return 0.0
+        return max(values) if metric == "false_reject_rate" else min(values)
+
+    def totals(self) -> dict[str, float]:
+        return {
+            f"{kind}_{metric}": round(getattr(self, kind)(metric), 4)
+            for metric in ("decision_accuracy", "reason_accuracy", "false_reject_rate")
+            for kind in ("mean", "worst")
+        }
+
+
+def cross_validate(folds: list[list[Label]], decisions: dict[str, Decision]) -> CrossValidation:
+    return CrossValidation([score(fold, decisions) for fold in folds])
+
+
+def format_cross_validation(folds: list[list[Label]], results: dict[str, CrossValidation]) -> str:
+    names = list(results)
+    lines = [f"== grouped cross-validation: {len(folds)} folds split by source repository =="]
+    for index, fold in enumerate(folds):
+        groups = sorted({label.group for label in fold})
+        cells = "  ".join(
+            f"{name}: {r.decision_accuracy:6.1%} dec {r.reason_accuracy:6.1%} rsn {r.false_reject_rate:6.1%} fr"
+            for name, r in ((n, results[n].folds[index]) for n in names)
+        )
+        lines.append(f"fold {index + 1} ({len(fold)} images, {len(groups)} repos) {cells}")
+        lines.append(f"    repos: {', '.join(groups)}")
+    for kind in ("mean", "worst"):
+        cells = "  ".join(
+            f"{name}: {getattr(cv, kind)('decision_accuracy'):6.1%} dec "
+            f"{getattr(cv, kind)('reason_accuracy'):6.1%} rsn "
+            f"{getattr(cv, kind)('false_reject_rate'):6.1%} fr"
+            for name, cv in results.items()
+        )
+        lines.append(f"{kind:5s} {cells}")
+    return "\n".join(lines)
 
 
 def decide_all(labels: list[Label], folder: Path, decide: Callable[[str, bytes], Decision]) -> dict[str, Decision]:

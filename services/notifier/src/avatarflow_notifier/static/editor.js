@@ -32,6 +32,45 @@
 
   function showAuthProblem() { $("auth-missing").hidden = false; }
 
+  // The editor's own uploads, shown beside a rejection's message. The server never hands an
+  // original back (see api.py), so the page keeps a small copy of each file it sent, keyed by
+  // upload_id, in sessionStorage: it survives a reload in this tab and never leaves the browser.
+  const uploadPreviewKey = (uploadId) => "avatarflow.uploadPreview." + spaceId + "." + uploadId;
+  const PREVIEW_LONG_SIDE = 320;
+  const PREVIEWS_KEPT = 5;
+
+  async function makePreview(file) {
+    // Browsers that cannot decode the file (HEIC in most) simply show no picture.
+    const bitmap = await createImageBitmap(file, { imageOrientation: "from-image" });
+    const scale = Math.min(1, PREVIEW_LONG_SIDE / Math.max(bitmap.width, bitmap.height));
+    const canvas = document.createElement("canvas");
+    canvas.width = Math.max(1, Math.round(bitmap.width * scale));
+    canvas.height = Math.max(1, Math.round(bitmap.height * scale));
+    canvas.getContext("2d").drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+    bitmap.close();
+    return canvas.toDataURL("image/jpeg", 0.85);
+  }
+
+  function rememberPreview(uploadId, dataUrl) {
+    const indexKey = "avatarflow.uploadPreviews." + spaceId;
+    const kept = JSON.parse(sessionStorage.getItem(indexKey) || "[]").filter((id) => id !== uploadId);
+    kept.push(uploadId);
+    while (kept.length > PREVIEWS_KEPT) sessionStorage.removeItem(uploadPreviewKey(kept.shift()));
+    try {
+      sessionStorage.setItem(uploadPreviewKey(uploadId), dataUrl);
+      sessionStorage.setItem(indexKey, JSON.stringify(kept));
+    } catch (err) {
+      // storage full: the prompt shows without the picture
+    }
+  }
+
+  function renderPromptImage(prompt) {
+    const figure = $("prompt-figure");
+    const preview = prompt && prompt.kind === "rejected" ? sessionStorage.getItem(uploadPreviewKey(prompt.upload_id)) : null;
+    if (preview) { $("prompt-image").src = preview; } else { $("prompt-image").removeAttribute("src"); }
+    figure.hidden = !preview;
+  }
+
   let lastVersion = -1;
   let lastPreview = "";
   let pendingUploadId = null; // the upload this page sent, until its outcome arrives
@@ -60,6 +99,7 @@
 
   function renderPrompt(prompt) {
     const box = $("prompt");
+    renderPromptImage(prompt);
     if (!prompt) { box.hidden = true; box.dataset.uploadId = ""; return; }
     box.hidden = false;
     box.dataset.uploadId = prompt.upload_id;
@@ -175,6 +215,7 @@
   const UPLOAD_ATTEMPTS = 3;
 
   async function upload(file) {
+    const preview = makePreview(file).catch(() => null);
     const form = new FormData();
     form.append("file", file);
     $("upload-result").textContent = "Uploading…";
@@ -202,6 +243,12 @@
       const body = await response.json().catch(() => ({}));
       if (response.ok) {
         pendingUploadId = body.upload_id || null;
+        const dataUrl = await preview;
+        if (pendingUploadId && dataUrl) {
+          rememberPreview(pendingUploadId, dataUrl);
+          lastVersion = -1; // re-render: a fast rejection may already be on screen without its picture
+          api("/avatar-status").then(render).catch(() => {});
+        }
         $("upload-result").textContent = "Uploaded: checking your image…";
       } else {
         // Ingest's clear 4xx messages (type, size, dimensions) are meant for the editor.
