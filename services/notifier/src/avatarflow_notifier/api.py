@@ -37,6 +37,7 @@ from avatarflow_runtime.auth import (
     require_editor,
     verify_token,
 )
+from avatarflow_runtime.service import install_request_limits
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
@@ -182,6 +183,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.add_middleware(MetricsMiddleware)
+    install_request_limits(app, settings)  # 413 / 408 as on every service (avatarflow_runtime.http_limits)
     app.state.store = store
     app.state.catalogue = catalogue
     app.state.broadcaster = broadcaster
