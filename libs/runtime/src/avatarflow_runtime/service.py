@@ -27,8 +27,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .auth import AuthError, Forbidden
 from .http_limits import RequestLimits, body_limit, timed_protocol
-from .logging import configure_logging, get_logger
+from .logging import configure_logging, get_logger, security_event
 from .messaging import EventBus, report_consumer_lag
+from .metrics import HTTP_RESPONSES
 from .settings import InsecureSecret, ServiceSettings
 from .storage import ObjectStore
 
@@ -102,14 +103,55 @@ class ServiceRuntime:
             log.info("service_stopped")
 
     def build_app(self, *, title: str, description: str, routers: list[APIRouter] = ()) -> FastAPI:  # type: ignore[assignment]
-        app = FastAPI(title=title, description=description, version="1.0.0", lifespan=self.lifespan)
+        app = FastAPI(
+            title=title,
+            description=description,
+            version="1.0.0",
+            lifespan=self.lifespan,
+            **api_docs_urls(self.settings),
+        )
         app.state.runtime = self
         app.include_router(health_router(self))
         for router in routers:
             app.include_router(router)
         install_error_handlers(app)
         install_request_limits(app, self.settings)
+        app.add_middleware(HttpMetrics, service=self.settings.service_name)
         return app
+
+
+def api_docs_urls(settings: ServiceSettings) -> dict[str, str | None]:
+    """FastAPI keyword arguments: /docs, /redoc and /openapi.json, or none of them when
+    ``AVATARFLOW_HTTP_API_DOCS=false`` (production need not publish its API surface)."""
+    if settings.http_api_docs:
+        return {"docs_url": "/docs", "redoc_url": "/redoc", "openapi_url": "/openapi.json"}
+    return {"docs_url": None, "redoc_url": None, "openapi_url": None}
+
+
+class HttpMetrics:
+    """ASGI middleware: ``avatarflow_http_responses_total`` by route template, method and status."""
+
+    def __init__(self, app: Any, *, service: str) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def tracking_send(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        finally:
+            template = getattr(scope.get("route"), "path", "unmatched")
+            HTTP_RESPONSES.labels(self.service, template, scope["method"], str(status)).inc()
 
 
 async def _start_broker_with_retry(broker: KafkaBroker, attempts: int = 30) -> None:
@@ -194,16 +236,25 @@ def validation_detail(exc: RequestValidationError) -> str:
     return "; ".join(problems) or "The request is invalid."
 
 
+def request_fields(request: Request) -> dict[str, str]:
+    """What a security line says about a request: route template (not the path), method, client."""
+    route = getattr(request.scope.get("route"), "path", "unmatched")
+    client = request.client.host if request.client else "unknown"
+    return {"route": route, "method": request.method, "client": client}
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """401/403 from the auth rules, and the framework's own errors (404, 405, 408, 413, 422...) in the
     common shape."""
 
     @app.exception_handler(AuthError)
-    async def _unauthorized(_request: Request, exc: AuthError) -> JSONResponse:
+    async def _unauthorized(request: Request, exc: AuthError) -> JSONResponse:
+        security_event("unauthorized", status=401, reason=str(exc), **request_fields(request))
         return error_response(401, "unauthorized", str(exc), {"WWW-Authenticate": "Bearer"})
 
     @app.exception_handler(Forbidden)
-    async def _forbidden(_request: Request, exc: Forbidden) -> JSONResponse:
+    async def _forbidden(request: Request, exc: Forbidden) -> JSONResponse:
+        security_event("forbidden", status=403, reason=str(exc), **request_fields(request))
         return error_response(403, "forbidden", str(exc))
 
     @app.exception_handler(StarletteHTTPException)

@@ -53,6 +53,9 @@ class ServiceSettings(BaseSettings):
 
     http_host: str = Field(default="127.0.0.1", description="HTTP bind address (0.0.0.0 in containers)")
     http_port: int = Field(default=8080, ge=0, le=65535, description="HTTP port: API, /healthz, /readyz, /metrics")
+    http_api_docs: bool = Field(
+        default=True, description="serve /docs, /redoc and /openapi.json (false in production: the chart's default)"
+    )
     http_header_timeout_s: float = Field(
         default=10.0, gt=0, description="request headers must arrive within this (else 408 and the connection closes)"
     )
