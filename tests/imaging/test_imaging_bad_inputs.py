@@ -256,3 +256,15 @@ def test_modes_convert_to_rgb(mode: str) -> None:
         assert 100 < rgb.mean() < 155
     else:
         assert rgb.min() < 30 and rgb.max() > 225
+
+
+@pytest.mark.parametrize("max_pixels", [12_000_000, 40_000_000])
+def test_a_decompression_bomb_is_refused_with_the_configured_cap(max_pixels: int) -> None:
+    """Issue 19: the refusal quoted Pillow's own wording and its global limit, not the service's cap."""
+    with pytest.raises(ImageTooLarge) as header_error:
+        read_header(_read("decompression-bomb.png"), max_pixels=max_pixels)
+    with pytest.raises(ImageTooLarge) as decode_error:
+        decode_image(_read("decompression-bomb.png"), max_pixels=max_pixels)
+    for message in (str(header_error.value), str(decode_error.value)):
+        assert f"{max_pixels:,} pixels" in message, message
+        assert "DOS attack" not in message and str(Image.MAX_IMAGE_PIXELS) not in message.replace(",", "")

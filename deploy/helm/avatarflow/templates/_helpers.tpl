@@ -184,6 +184,11 @@ AVATARFLOW_S3_CONNECT_TIMEOUT_S: {{ $c.s3.connectTimeoutS | toString | quote }}
 AVATARFLOW_S3_READ_TIMEOUT_S: {{ $c.s3.readTimeoutS | toString | quote }}
 AVATARFLOW_HTTP_HOST: "0.0.0.0"
 AVATARFLOW_HTTP_PORT: "8080"
+AVATARFLOW_HTTP_API_DOCS: {{ $c.http.apiDocs | toString | quote }}
+AVATARFLOW_HTTP_HEADER_TIMEOUT_S: {{ $c.http.headerTimeoutS | toString | quote }}
+AVATARFLOW_HTTP_BODY_IDLE_TIMEOUT_S: {{ $c.http.bodyIdleTimeoutS | toString | quote }}
+AVATARFLOW_HTTP_BODY_TIMEOUT_S: {{ $c.http.bodyTimeoutS | toString | quote }}
+AVATARFLOW_HTTP_MAX_BODY_BYTES: {{ $c.http.maxBodyBytes | int | toString | quote }}
 AVATARFLOW_MAX_ATTEMPTS: {{ $c.retry.maxAttempts | int | toString | quote }}
 AVATARFLOW_RETRY_BACKOFF_INITIAL_S: {{ $c.retry.backoffInitialS | toString | quote }}
 AVATARFLOW_RETRY_BACKOFF_MAX_S: {{ $c.retry.backoffMaxS | toString | quote }}

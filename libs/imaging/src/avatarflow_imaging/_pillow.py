@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import warnings
 
 import pillow_heif
@@ -50,7 +51,7 @@ def open_checked(data: bytes, *, max_pixels: int, max_side: int) -> tuple[str, I
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=[PILLOW_FORMATS[fmt]])
     except Image.DecompressionBombError as exc:
-        raise ImageTooLarge(f"the image dimensions are too large to decode safely ({exc})") from exc
+        raise ImageTooLarge(bomb_message(exc, max_pixels)) from exc
     except Exception as exc:  # Pillow raises many types for malformed headers.
         raise UnreadableImage(
             f"the {fmt.upper()} header could not be parsed: the file is damaged or truncated ({_describe(exc)})"
@@ -80,12 +81,26 @@ def upright_size(size: tuple[int, int], orientation: int) -> tuple[int, int]:
     return (height, width) if orientation in _SWAPS_AXES else (width, height)
 
 
-def reraise_as_image_error(exc: BaseException, what: str) -> ImageError:
+def bomb_message(exc: BaseException, max_pixels: int | None) -> str:
+    """Our words and our cap for Pillow's decompression-bomb refusal (its text names its own global
+    limit, not the one this service is configured with)."""
+    declared = _BOMB_SIZE.search(str(exc))
+    size = f" declares {int(declared.group(1)):,} pixels;" if declared else " is too large to decode safely;"
+    cap = f" the limit is {max_pixels:,} pixels ({max_pixels / 1e6:g} MP)" if max_pixels else ""
+    return f"the image{size}{cap}".rstrip(";") + " (a possible decompression bomb)"
+
+
+def reraise_as_image_error(exc: BaseException, what: str, *, max_pixels: int | None = None) -> ImageError:
     if isinstance(exc, ImageError):
         return exc
-    if isinstance(exc, Image.DecompressionBombError | MemoryError):
-        return ImageTooLarge(f"{what}: the image is too large to decode ({exc})")
+    if isinstance(exc, Image.DecompressionBombError):
+        return ImageTooLarge(f"{what}: {bomb_message(exc, max_pixels)}")
+    if isinstance(exc, MemoryError):
+        return ImageTooLarge(f"{what}: the image is too large to decode in memory")
     return UnreadableImage(f"{what}: {_describe(exc)}")
+
+
+_BOMB_SIZE = re.compile(r"Image size \((\d+) pixels\)")
 
 
 def _describe(exc: BaseException) -> str:

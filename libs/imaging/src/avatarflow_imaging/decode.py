@@ -67,7 +67,8 @@ def decode_image(data: bytes, *, max_pixels: int = 50_000_000, max_long_side: in
             finally:
                 ImageFile.LOAD_TRUNCATED_IMAGES = previous
     except Exception as exc:
-        raise reraise_as_image_error(exc, f"the {fmt.upper()} image data could not be decoded") from exc
+        what = f"the {fmt.upper()} image data could not be decoded"
+        raise reraise_as_image_error(exc, what, max_pixels=max_pixels) from exc
 
 
 def _decode_open_image(image: Image.Image, fmt: str, max_long_side: int | None) -> DecodedImage:

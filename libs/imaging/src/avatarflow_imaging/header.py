@@ -24,5 +24,7 @@ def read_header(data: bytes, *, max_pixels: int, max_side: int = DEFAULT_MAX_SID
             frames = getattr(image, "n_frames", 1)
             frame_count = int(frames) if isinstance(frames, int) else None
     except Exception as exc:
-        raise reraise_as_image_error(exc, f"the {fmt.upper()} header could not be parsed") from exc
+        raise reraise_as_image_error(
+            exc, f"the {fmt.upper()} header could not be parsed", max_pixels=max_pixels
+        ) from exc
     return ImageHeader(format=fmt, width=width, height=height, frame_count=frame_count)

@@ -73,3 +73,11 @@ def configure_logging(service: str, level: str = "INFO", json_output: bool = Tru
 
 def get_logger(name: str | None = None) -> structlog.stdlib.BoundLogger:
     return structlog.get_logger(name)
+
+
+def security_event(kind: str, **fields: Any) -> None:
+    """One structured line per security-relevant outcome (401, 403, 429, presign, confirm), always
+    ``event="security_event"`` with a ``kind``, so a log pipeline can alert on them. Never pass a
+    token: values are scrubbed anyway (:func:`scrub_secrets`)."""
+    level = "info" if kind in {"presign_granted", "upload_confirmed"} else "warning"
+    getattr(get_logger("avatarflow.security"), level)("security_event", kind=kind, **fields)

@@ -30,3 +30,9 @@ CONSUMER_LAG = Gauge(
     "Records not yet consumed by this process's consumers (highwater - position, assigned partitions)",
     ["service", "group", "topic"],
 )
+HTTP_RESPONSES = Counter(
+    "avatarflow_http_responses_total",
+    "HTTP responses by route template (never the concrete path: it holds space and upload ids), method "
+    "and status code; 401/403/429 counts show credential probing and throttling",
+    ["service", "route", "method", "status"],
+)

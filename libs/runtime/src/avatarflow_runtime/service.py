@@ -18,14 +18,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .auth import AuthError, Forbidden
-from .logging import configure_logging, get_logger
+from .http_limits import RequestLimits, body_limit, timed_protocol
+from .logging import configure_logging, get_logger, security_event
 from .messaging import EventBus, report_consumer_lag
+from .metrics import HTTP_RESPONSES
 from .settings import InsecureSecret, ServiceSettings
 from .storage import ObjectStore
 
@@ -100,13 +104,55 @@ class ServiceRuntime:
             log.info("service_stopped")
 
     def build_app(self, *, title: str, description: str, routers: list[APIRouter] = ()) -> FastAPI:  # type: ignore[assignment]
-        app = FastAPI(title=title, description=description, version="1.0.0", lifespan=self.lifespan)
+        app = FastAPI(
+            title=title,
+            description=description,
+            version="1.0.0",
+            lifespan=self.lifespan,
+            **api_docs_urls(self.settings),
+        )
         app.state.runtime = self
         app.include_router(health_router(self))
         for router in routers:
             app.include_router(router)
-        install_auth_error_handlers(app)
+        install_error_handlers(app)
+        install_request_limits(app, self.settings)
+        app.add_middleware(HttpMetrics, service=self.settings.service_name)
         return app
+
+
+def api_docs_urls(settings: ServiceSettings) -> dict[str, str | None]:
+    """FastAPI keyword arguments: /docs, /redoc and /openapi.json, or none of them when
+    ``AVATARFLOW_HTTP_API_DOCS=false`` (production need not publish its API surface)."""
+    if settings.http_api_docs:
+        return {"docs_url": "/docs", "redoc_url": "/redoc", "openapi_url": "/openapi.json"}
+    return {"docs_url": None, "redoc_url": None, "openapi_url": None}
+
+
+class HttpMetrics:
+    """ASGI middleware: ``avatarflow_http_responses_total`` by route template, method and status."""
+
+    def __init__(self, app: Any, *, service: str) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def tracking_send(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        finally:
+            template = getattr(scope.get("route"), "path", "unmatched")
+            HTTP_RESPONSES.labels(self.service, template, scope["method"], str(status)).inc()
 
 
 async def _start_broker_with_retry(broker: KafkaBroker, attempts: int = 30) -> None:
@@ -150,18 +196,76 @@ def health_router(runtime: ServiceRuntime) -> APIRouter:
     return router
 
 
-def install_auth_error_handlers(app: FastAPI) -> None:
+def install_request_limits(app: FastAPI, settings: ServiceSettings) -> None:
+    """413 for an oversized body (at once when Content-Length says so), 408 for a stalled one."""
+    app.add_middleware(
+        RequestLimits,
+        max_body_bytes=body_limit(settings),
+        idle_timeout_s=settings.http_body_idle_timeout_s,
+        total_timeout_s=settings.http_body_timeout_s,
+    )
+
+
+# ``error`` codes for errors raised by the framework (routing, body parsing, our request limits).
+ERROR_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    408: "request_timeout",
+    409: "conflict",
+    413: "request_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_request",
+    429: "rate_limited",
+    503: "temporarily_unavailable",
+}
+
+
+def error_response(status: int, error: str, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    """The one error shape of every service: ``{"error": machine code, "detail": sentence}``."""
+    return JSONResponse({"error": error, "detail": detail}, status_code=status, headers=headers)
+
+
+def validation_detail(exc: RequestValidationError) -> str:
+    """Where and what, never the offending value (FastAPI's own 422 body echoes it as ``input``)."""
+    problems = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error.get("loc", ()))
+        problems.append(f"{where}: {error.get('msg', 'invalid')}")
+    return "; ".join(problems) or "The request is invalid."
+
+
+def request_fields(request: Request) -> dict[str, str]:
+    """What a security line says about a request: route template (not the path), method, client."""
+    route = getattr(request.scope.get("route"), "path", "unmatched")
+    client = request.client.host if request.client else "unknown"
+    return {"route": route, "method": request.method, "client": client}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """401/403 from the auth rules, and the framework's own errors (404, 405, 408, 413, 422...) in the
+    common shape."""
+
     @app.exception_handler(AuthError)
-    async def _unauthorized(_request: Request, exc: AuthError) -> JSONResponse:
-        return JSONResponse(
-            {"error": "unauthorized", "detail": str(exc)},
-            status_code=401,
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+    async def _unauthorized(request: Request, exc: AuthError) -> JSONResponse:
+        security_event("unauthorized", status=401, reason=str(exc), **request_fields(request))
+        return error_response(401, "unauthorized", str(exc), {"WWW-Authenticate": "Bearer"})
 
     @app.exception_handler(Forbidden)
-    async def _forbidden(_request: Request, exc: Forbidden) -> JSONResponse:
-        return JSONResponse({"error": "forbidden", "detail": str(exc)}, status_code=403)
+    async def _forbidden(request: Request, exc: Forbidden) -> JSONResponse:
+        security_event("forbidden", status=403, reason=str(exc), **request_fields(request))
+        return error_response(403, "forbidden", str(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = getattr(exc, "code", None) or ERROR_CODES.get(exc.status_code, "error")
+        return error_response(exc.status_code, code, str(exc.detail), dict(exc.headers or {}))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(422, "invalid_request", validation_detail(exc))
 
 
 def serve(app: FastAPI, settings: ServiceSettings) -> None:
@@ -186,4 +290,6 @@ def serve(app: FastAPI, settings: ServiceSettings) -> None:
         access_log=False,
         timeout_graceful_shutdown=60,
         server_header=False,
+        # uvicorn's own h11 protocol plus a header deadline (slow-header clients get 408).
+        http=timed_protocol(settings.http_header_timeout_s),
     )

@@ -58,6 +58,22 @@ class ServiceSettings(BaseSettings):
 
     http_host: str = Field(default="127.0.0.1", description="HTTP bind address (0.0.0.0 in containers)")
     http_port: int = Field(default=8080, ge=0, le=65535, description="HTTP port: API, /healthz, /readyz, /metrics")
+    http_api_docs: bool = Field(
+        default=True, description="serve /docs, /redoc and /openapi.json (false in production: the chart's default)"
+    )
+    http_header_timeout_s: float = Field(
+        default=10.0, gt=0, description="request headers must arrive within this (else 408 and the connection closes)"
+    )
+    http_body_idle_timeout_s: float = Field(
+        default=15.0, gt=0, description="longest gap between request body chunks (else 408)"
+    )
+    http_body_timeout_s: float = Field(default=300.0, gt=0, description="a request body must be complete within this")
+    http_max_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        description="request body cap (413, at once for a larger Content-Length); ingest and the validator "
+        "take their upload cap plus 64 KiB of multipart framing when that is larger",
+    )
 
     max_attempts: int = Field(
         default=6, ge=1, le=50, description="attempts per record before dead-lettering (and avatar.failed)"

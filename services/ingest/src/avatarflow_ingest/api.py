@@ -12,7 +12,7 @@ from avatarflow_runtime.auth import AuthError, Principal
 from avatarflow_runtime.errors import PermanentError, TransientError
 from avatarflow_runtime.http_auth import editor_of
 from avatarflow_runtime.keys import confirm_record_key, idempotency_record_key, original_key
-from avatarflow_runtime.logging import get_logger
+from avatarflow_runtime.logging import get_logger, security_event
 from avatarflow_runtime.service import ServiceRuntime
 from avatarflow_runtime.storage import sha256_hex
 from fastapi import APIRouter, Depends, File, Header, Path, Request, UploadFile
@@ -86,6 +86,9 @@ def build_router(runtime: ServiceRuntime, settings: IngestSettings) -> APIRouter
         allowed, retry_after = limiter.allow(principal.subject)
         if allowed:
             return None
+        security_event(
+            "rate_limited", status=429, subject=principal.subject, space_id=principal.space_id, retry_after=retry_after
+        )
         return JSONResponse(
             {"error": "rate_limited", "detail": "Too many uploads; please wait a moment and try again."},
             status_code=429,
@@ -313,6 +316,9 @@ def build_router(runtime: ServiceRuntime, settings: IngestSettings) -> APIRouter
             settings.jwt_secret.get_secret_value(),
             algorithm="HS256",
         )
+        security_event(
+            "presign_granted", upload_id=str(upload_id), space_id=space_id, subject=principal.subject, size=body.size
+        )
         result = PresignedUpload(
             upload_id=upload_id,
             put_url=store.presign_put(key, content_type, expires),
@@ -362,7 +368,14 @@ def build_router(runtime: ServiceRuntime, settings: IngestSettings) -> APIRouter
         in_flight = timedelta(seconds=PUBLISH_TRY_S * settings.ingest_publish_attempts)
         if record is None or not confirm_may_republish(record, datetime.now(UTC), in_flight):
             # One grant, one upload: the ticket was spent by an earlier (or concurrent) confirm.
-            log.warning("confirm_refused", upload_id=str(upload_id), space_id=space_id, reason="already_confirmed")
+            security_event(
+                "confirm_refused",
+                status=409,
+                reason="already_confirmed",
+                upload_id=str(upload_id),
+                space_id=space_id,
+                subject=principal.subject,
+            )
             return refusal(
                 Refusal(
                     409,
@@ -420,7 +433,9 @@ def build_router(runtime: ServiceRuntime, settings: IngestSettings) -> APIRouter
             log.error("store_failed", error=str(exc))
             return unavailable("Storage is unavailable; please try again.")
         await discard(staged_key)  # the grant's object is spent; a later PUT there names no upload
-        log.info("upload_confirmed", upload_id=str(upload_id), space_id=space_id, size=ref.size)
+        security_event(
+            "upload_confirmed", upload_id=str(upload_id), space_id=space_id, subject=principal.subject, size=ref.size
+        )
         return created
 
     return router

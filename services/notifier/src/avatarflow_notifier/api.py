@@ -37,6 +37,8 @@ from avatarflow_runtime.auth import (
     require_editor,
     verify_token,
 )
+from avatarflow_runtime.logging import security_event
+from avatarflow_runtime.service import api_docs_urls, install_request_limits, request_fields
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
@@ -180,8 +182,10 @@ def create_app(
         version="1.0",
         summary="Avatar status for Space editors; the current avatar for everyone else.",
         lifespan=lifespan,
+        **api_docs_urls(settings),
     )
     app.add_middleware(MetricsMiddleware)
+    install_request_limits(app, settings)  # 413 / 408 as on every service (avatarflow_runtime.http_limits)
     app.state.store = store
     app.state.catalogue = catalogue
     app.state.broadcaster = broadcaster
@@ -192,8 +196,9 @@ def create_app(
     )
 
     @app.exception_handler(AuthError)
-    async def _unauthorized(_request: Request, _exc: AuthError) -> JSONResponse:
-        # One message for every kind of bad token: the reason is not the caller's business.
+    async def _unauthorized(request: Request, exc: AuthError) -> JSONResponse:
+        # One message for every kind of bad token: the reason is not the caller's business (it is logged).
+        security_event("unauthorized", status=401, reason=str(exc), **request_fields(request))
         return JSONResponse(
             {"detail": "missing or invalid credentials"},
             status_code=401,
@@ -201,7 +206,8 @@ def create_app(
         )
 
     @app.exception_handler(Forbidden)
-    async def _forbidden(_request: Request, _exc: Forbidden) -> JSONResponse:
+    async def _forbidden(request: Request, exc: Forbidden) -> JSONResponse:
+        security_event("forbidden", status=403, reason=str(exc), **request_fields(request))
         return JSONResponse({"detail": "not an editor of this space"}, status_code=403)
 
     def _principal(token: str) -> Principal:
