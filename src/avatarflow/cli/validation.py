@@ -32,6 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         help="also fit the thresholds on all folds but one and score the held-out fold (grouped CV of the fit)",
     )
     evaluate.add_argument(
+        "--fit-only", metavar="NAMES", help="with --fit: fit only these comma-separated thresholds (check names)"
+    )
+    evaluate.add_argument(
         "--write-fitted", type=Path, metavar="JSON", help="with --fit: write the thresholds fitted on every image here"
     )
     evaluate.set_defaults(handler=run_eval)
@@ -132,8 +135,13 @@ def run_eval(args: argparse.Namespace) -> int:
         if differ:
             print(f"avatarctl eval: {len(differ)} decisions not reproduced from checks: {differ[:3]}", file=sys.stderr)
             return 1
-        cv["fitted"], _ = fitting.cross_validate_fit(folds, records)
-        fitted_all = fitting.fit(labels, records)
+        names = [n.strip() for n in args.fit_only.split(",") if n.strip()] if args.fit_only else None
+        unknown = sorted(set(names or ()) - set(fitting.BOUNDS))
+        if unknown:
+            print(f"avatarctl eval: not fittable: {', '.join(unknown)}", file=sys.stderr)
+            return 2
+        cv["fitted"], per_fold = fitting.cross_validate_fit(folds, records, names)
+        fitted_all = fitting.fit(labels, records, names=names)
         if args.write_fitted:
             fitting.save(args.write_fitted, fitted_all, trained_on=str(args.labels), images=len(labels))
     if args.json:
@@ -150,9 +158,10 @@ def run_eval(args: argparse.Namespace) -> int:
         print(format_cross_validation(folds, cv))
         if fitted_all:
             defaults = fitting.defaults(list(records.values()))
-            print("thresholds fitted on every image (hand-set value in brackets):")
+            print("thresholds fitted on every image (current value in brackets; then each fold's fit):")
             for name, value in sorted(fitted_all.items()):
-                print(f"    {name:24s} {value:9.4f}  ({defaults[name]})")
+                each = " ".join(f"{t[name]:.4g}" for t in per_fold)
+                print(f"    {name:24s} {value:9.4f}  ({defaults[name]})  folds: {each}")
     return 0
 
 

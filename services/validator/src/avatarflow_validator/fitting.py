@@ -101,19 +101,23 @@ def _candidates(name: str, records: Sequence[Record], current: float) -> list[fl
     return sorted({round(v, 4) for v in [*mids, current, low, high]})
 
 
-def defaults(records: Sequence[Record]) -> dict[str, float]:
+def defaults(records: Sequence[Record], names: Iterable[str] | None = None) -> dict[str, float]:
+    """The thresholds the records were decided with, for the fittable ``names`` (default: all of BOUNDS)."""
+    wanted = set(BOUNDS if names is None else names) & set(BOUNDS)
     found: dict[str, float] = {}
     for r in records:
         for c in r.checks:
-            if c.name in BOUNDS:
+            if c.name in wanted:
                 found.setdefault(c.name, c.threshold)
     return found
 
 
-def fit(labels: Sequence[Label], records: dict[str, Record], rounds: int = 2) -> dict[str, float]:
-    """Coordinate descent on ``objective`` over the labelled images' records."""
+def fit(
+    labels: Sequence[Label], records: dict[str, Record], rounds: int = 2, names: Iterable[str] | None = None
+) -> dict[str, float]:
+    """Coordinate descent on ``objective`` over the labelled images' records (only ``names`` if given)."""
     train = [records[label.file] for label in labels]
-    thresholds = defaults(train)
+    thresholds = defaults(train, names)
 
     def value(candidate: dict[str, float]) -> float:
         return objective(score(labels, {r.file: redecide(r, candidate) for r in train}))
@@ -133,13 +137,16 @@ def fit(labels: Sequence[Label], records: dict[str, Record], rounds: int = 2) ->
     return thresholds
 
 
-def cross_validate_fit(folds: list[list[Label]], records: dict[str, Record]) -> tuple[CrossValidation, list[dict]]:
+def cross_validate_fit(
+    folds: list[list[Label]], records: dict[str, Record], names: Iterable[str] | None = None
+) -> tuple[CrossValidation, list[dict[str, float]]]:
     """Fit on all folds but one, score the held-out fold; every fold in turn."""
     reports: list[Report] = []
-    fitted: list[dict] = []
+    fitted: list[dict[str, float]] = []
+    chosen = None if names is None else list(names)
     for index, held_out in enumerate(folds):
         train = [label for j, fold in enumerate(folds) if j != index for label in fold]
-        thresholds = fit(train, records)
+        thresholds = fit(train, records, names=chosen)
         fitted.append(thresholds)
         reports.append(score(held_out, {label.file: redecide(records[label.file], thresholds) for label in held_out}))
     return CrossValidation(reports), fitted
