@@ -26,6 +26,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     evaluate.add_argument(
         "--folds", type=int, default=5, metavar="K", help="grouped cross-validation folds, split by source repository"
     )
+    evaluate.add_argument(
+        "--fit",
+        action="store_true",
+        help="also fit the thresholds on all folds but one and score the held-out fold (grouped CV of the fit)",
+    )
+    evaluate.add_argument(
+        "--fit-only", metavar="NAMES", help="with --fit: fit only these comma-separated thresholds (check names)"
+    )
+    evaluate.add_argument(
+        "--write-fitted", type=Path, metavar="JSON", help="with --fit: write the thresholds fitted on every image here"
+    )
     evaluate.set_defaults(handler=run_eval)
 
     fetch = subparsers.add_parser(
@@ -102,10 +113,14 @@ def run_eval(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    from avatarflow_validator import fitting
+
+    records: dict[str, fitting.Record] = {}
     with Validator() as validator:
 
         def ours(file: str, data: bytes) -> Decision:
             outcome = validator.validate_bytes(data)
+            records[file] = fitting.record(file, outcome.checks)
             return Decision(file, outcome.accepted, tuple(str(r) for r in outcome.reasons))
 
         decisions = decide_all(labels, folder, ours)
@@ -113,9 +128,27 @@ def run_eval(args: argparse.Namespace) -> int:
     report, baseline = score(labels, decisions), score(labels, haar)
     folds = grouped_folds(labels, args.folds)
     cv = {"validator": cross_validate(folds, decisions), "haar": cross_validate(folds, haar)}
+    fitted_all: dict[str, float] = {}
+    if args.fit:
+        # The recomputed decision must be the validator's own before a fit can mean anything.
+        differ = [f for f, r in records.items() if fitting.redecide(r, {}) != decisions[f]]
+        if differ:
+            print(f"avatarctl eval: {len(differ)} decisions not reproduced from checks: {differ[:3]}", file=sys.stderr)
+            return 1
+        names = [n.strip() for n in args.fit_only.split(",") if n.strip()] if args.fit_only else None
+        unknown = sorted(set(names or ()) - set(fitting.BOUNDS))
+        if unknown:
+            print(f"avatarctl eval: not fittable: {', '.join(unknown)}", file=sys.stderr)
+            return 2
+        cv["fitted"], per_fold = fitting.cross_validate_fit(folds, records, names)
+        fitted_all = fitting.fit(labels, records, names=names)
+        if args.write_fitted:
+            fitting.save(args.write_fitted, fitted_all, trained_on=str(args.labels), images=len(labels))
     if args.json:
         totals = {"validator": report.totals(), "haar_baseline": baseline.totals()}
         totals["grouped_cv"] = {"folds": len(folds), **{name: result.totals() for name, result in cv.items()}}
+        if fitted_all:
+            totals["fitted_on_all"] = fitted_all
         print(json.dumps(totals, sort_keys=True))
     else:
         print(format_report("avatarflow validator", report))
@@ -123,6 +156,12 @@ def run_eval(args: argparse.Namespace) -> int:
         print(format_report("Haar cascade baseline (exactly one face -> accept)", baseline))
         print()
         print(format_cross_validation(folds, cv))
+        if fitted_all:
+            defaults = fitting.defaults(list(records.values()))
+            print("thresholds fitted on every image (current value in brackets; then each fold's fit):")
+            for name, value in sorted(fitted_all.items()):
+                each = " ".join(f"{t[name]:.4g}" for t in per_fold)
+                print(f"    {name:24s} {value:9.4f}  ({defaults[name]})  folds: {each}")
     return 0
 
 
