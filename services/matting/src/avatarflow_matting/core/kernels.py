@@ -542,6 +542,19 @@ def residual_background(
     return total / weights if weights > 0.0 else 0.0
 
 
+@njit(cache=True, nogil=True)
+def drop_unkept(labels: np.ndarray, keep: np.ndarray, alpha: np.ndarray, known_fg: np.ndarray) -> None:
+    """Zero alpha and clear known subject wherever the pixel's component (``labels``, 0 = none)
+    is not kept (``keep``: bool per label); one pass, in place."""
+    height, width = labels.shape
+    for y in range(height):
+        for x in range(width):
+            label = labels[y, x]
+            if label and not keep[label]:
+                alpha[y, x] = 0.0
+                known_fg[y, x] = False
+
+
 def warm_up() -> None:
     """Compile (or load from the cache) every kernel with the argument types the core passes."""
     mask = np.zeros((4, 4), np.bool_)
@@ -563,6 +576,7 @@ def warm_up() -> None:
     colour = np.zeros(3, np.uint8)
     canvas, first, second, _, _, _ = finish_canvas(np.zeros((2, 2, 4), np.uint8), 0, 0, 4, colour, colour)
     finish_band(canvas, ys, xs, (0, 0, 2, 2), first, second, colour, colour)
+    drop_unkept(np.zeros((2, 2), np.int32), np.zeros(1, np.bool_), np.zeros((2, 2), np.float32), mask[:2, :2].copy())
     cells = np.zeros(1, np.int64)
     guided_coefficients(np.zeros((2, 2, 3), np.float32), np.zeros((2, 2), np.float32), 1, cells, cells, 1e-4)
     nearest_known_colours(np.zeros((2, 2, 3), np.float32), np.zeros((2, 2), np.float32), cells, cells, cells)
