@@ -7,26 +7,28 @@ connect to it. Two steps, both seeded from the face (the validator's landmarks, 
 head position estimated from the mask):
 
 1. On the coarse grid, before the trimap (``connected_mask``): mask components that touch neither
-   the face nor the line below the chin (``seed_points``) are dropped, so no edge band is solved around them; holes of the mask enclosed by the
-   figure are decided by the image (``_fill_subject_holes``): a hole whose colour matches the
-   subject around it and not the background outside the figure is something the model missed
-   (a dark shirt fold, a strand of hair) and is filled; one that looks like the background (the
-   gap between an ear and the head, between an arm and the body) stays a hole.
-2. At full resolution, after the alpha solve (``drop_detached``): pixels of non-zero alpha that are
-   not 8-connected to the face through non-zero alpha are set to 0 (band islands the solve left).
+   the face nor the line below the chin (``seed_points``) are dropped, so no edge band is solved
+   around them; holes of the mask enclosed by the figure are decided by the image
+   (``_fill_subject_holes``): a hole whose colour matches the subject around it and not the
+   background outside the figure (next to the hole, or around the whole figure) is something the
+   model missed (a dark shirt fold, a strand of hair) and is filled; one that looks like the
+   background (the gap between an ear and the head, between an arm and the body) stays a hole.
+2. At full resolution, after the alpha solve (``drop_band_islands``): band pixels of non-zero
+   alpha not 8-connected to the known subject through non-zero alpha are set to 0 (islands the
+   solve left).
 
 ``detached_figures`` measures the result on a finished cut-out (the evaluation's figures).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from . import kernels
+from .alpha import Band
 from .framing import CHIN_LANDMARK, FOREHEAD_LANDMARK
 
 # A hole is filled when its mean colour is this many times closer to the subject around it than to
@@ -38,6 +40,8 @@ BODY_LINE_FACE_HEIGHTS = 1.0
 # The subject ring around a hole and the background sampled around the figure, in grid cells.
 _RING_CELLS = 2
 _BACKGROUND_CELLS = 6
+# Smaller holes lie wholly inside the trimap's band, where the alpha solve already decides them.
+_MIN_HOLE_CELLS = 9
 
 
 def seed_points(
@@ -75,13 +79,10 @@ def _kept_labels(labels: np.ndarray, count: int, seeds: np.ndarray) -> np.ndarra
     return keep
 
 
-def connected_mask(
-    mask_cells: np.ndarray, image_cells: Callable[[], np.ndarray], seeds_cells: np.ndarray
-) -> np.ndarray:
+def connected_mask(mask_cells: np.ndarray, image_cells: np.ndarray, seeds_cells: np.ndarray) -> np.ndarray:
     """The coarse mask with the components not touching the face removed and the enclosed holes
     that look like the subject filled (see the module docstring). ``seeds_cells``: (x, y) cells;
-    ``image_cells``: gives the grid's view of the image (float RGB), asked for only when there are
-    holes to judge."""
+    ``image_cells``: the grid's view of the image (float RGB)."""
     solid = (mask_cells > 0.5).astype(np.uint8)
     count, labels = cv2.connectedComponents(solid, connectivity=8)
     if count <= 1:
@@ -92,25 +93,28 @@ def connected_mask(
     return _fill_subject_holes(result.astype(np.float32), figure, image_cells)
 
 
-def _fill_subject_holes(
-    mask_cells: np.ndarray, figure: np.ndarray, image_cells: Callable[[], np.ndarray]
-) -> np.ndarray:
+def _fill_subject_holes(mask_cells: np.ndarray, figure: np.ndarray, image_cells: np.ndarray) -> np.ndarray:
     """Fill the holes of ``figure`` (4-connected background not reaching the grid's border) whose
     colour says subject; see ``HOLE_SUBJECT_MARGIN``."""
     outside = (~figure).astype(np.uint8)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(outside, connectivity=4)
     if count <= 2:  # only the background that reaches the border (or nothing)
         return mask_cells
-    border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
-    holes = np.setdiff1d(np.arange(1, count), border)
+    is_border = np.zeros(count, np.bool_)
+    is_border[labels[0]] = is_border[labels[-1]] = is_border[labels[:, 0]] = is_border[labels[:, -1]] = True
+    is_border[0] = True  # label 0 is the figure itself
+    holes = np.flatnonzero(~is_border & (stats[:, cv2.CC_STAT_AREA] >= _MIN_HOLE_CELLS))
     if len(holes) == 0:
         return mask_cells
     figure_u8 = figure.astype(np.uint8)
     grown = cv2.dilate(figure_u8, np.ones((2 * _BACKGROUND_CELLS + 1,) * 2, np.uint8)) > 0
-    open_background = grown & np.isin(labels, border)
+    open_background = grown & is_border[labels] & ~figure
+    if not open_background.any():
+        return mask_cells
+    everywhere = image_cells[open_background].mean(0)
     height, width = figure.shape
     result = mask_cells.copy()
-    cells = image_cells()
+    cells = image_cells
     for hole in holes:
         x, y, w, h = stats[hole, :4]
         pad = _BACKGROUND_CELLS + _RING_CELLS
@@ -119,30 +123,26 @@ def _fill_subject_holes(
         ring = (cv2.dilate(inside.astype(np.uint8), np.ones((2 * _RING_CELLS + 1,) * 2, np.uint8)) > 0) & figure[
             y0:y1, x0:x1
         ]
-        background = open_background[y0:y1, x0:x1]
-        if not ring.any() or not background.any():
+        if not ring.any():
             continue
         colours = cells[y0:y1, x0:x1]
+        # The background next to the hole where the figure is thin, else around the whole figure.
+        background = open_background[y0:y1, x0:x1]
+        background_colour = colours[background].mean(0) if background.any() else everywhere
         hole_colour = colours[inside].mean(0)
         to_subject = float(np.linalg.norm(hole_colour - colours[ring].mean(0)))
-        to_background = float(np.linalg.norm(hole_colour - colours[background].mean(0)))
+        to_background = float(np.linalg.norm(hole_colour - background_colour))
         if HOLE_SUBJECT_MARGIN * to_subject < to_background:
             result[y0:y1, x0:x1][inside] = 1.0
     return result
 
 
-def drop_detached(alpha: np.ndarray, known_fg: np.ndarray, seeds: np.ndarray) -> bool:
-    """Zero (in place) the alpha and known-subject pixels not 8-connected to the face through
-    non-zero alpha; True when anything was dropped."""
-    support = cv2.compare(alpha, 0.0, cv2.CMP_GT)
-    count, labels = cv2.connectedComponents(support, connectivity=8, ltype=cv2.CV_32S)
-    if count <= 2:
-        return False
-    keep = _kept_labels(labels, count, seeds)
-    if keep[1:].all():
-        return False
-    kernels.drop_unkept(labels, keep, alpha, known_fg)
-    return True
+def drop_band_islands(alpha: np.ndarray, known_fg: np.ndarray, band: Band) -> bool:
+    """Zero (in place) the band pixels whose non-zero alpha is not 8-connected to the known
+    subject through non-zero alpha; True when any was. The known subject is the figure already
+    (``connected_mask`` ran before the trimap), so only the band is searched: the cost follows
+    the outline, not the image."""
+    return kernels.drop_band_islands(alpha, known_fg, band.ys, band.xs) > 0
 
 
 @dataclass(frozen=True)

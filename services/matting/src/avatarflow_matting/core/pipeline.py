@@ -12,7 +12,7 @@ from avatarflow_contracts.events import FaceGeometry, MattingQuality
 from avatarflow_contracts.reasons import WarningCode
 
 from . import figure, kernels, quality
-from .alpha import Band, refine_on_grid, to_float_image, to_uint8_image
+from .alpha import Band, image_on_grid, refine_on_grid, to_float_image, to_uint8_image
 from .foreground import foreground_at
 from .framing import CANVAS_SIZE, EYE_LINE, Framing, framing_from_face, framing_from_mask, map_face
 from .grid import Grid
@@ -142,15 +142,14 @@ def _matte_region(
             quality.face_support_confidence(quality.face_support(mask_cells, hull)) if hull is not None else 0.5
         )
 
+    image_cells = image_on_grid(grid, image_u8)
     if connected:
         seeds_cells = np.minimum(np.floor(seeds_xy * to_cells).astype(np.int64), [grid_w - 1, grid_h - 1])
-        mask_cells = figure.connected_mask(
-            mask_cells, lambda: grid.down(image_u8).astype(np.float32) / np.float32(255.0), seeds_cells
-        )
+        mask_cells = figure.connected_mask(mask_cells, image_cells, seeds_cells)
     fg_cells, bg_cells = trimap_from_mask(mask_cells, model_cells, _BAND_MIN_PX / grid.scale)
-    solved = refine_on_grid(image_u8, fg_cells, bg_cells)
+    solved = refine_on_grid(image_u8, fg_cells, bg_cells, image_cells)
     band = solved.band
-    if connected and figure.drop_detached(solved.alpha, solved.known_fg, seeds_xy):
+    if connected and figure.drop_band_islands(solved.alpha, solved.known_fg, band):
         band.alpha[:] = solved.alpha[band.ys, band.xs]
     colour_ys = np.concatenate([band.ys, solved.ring_ys])
     colour_xs = np.concatenate([band.xs, solved.ring_xs])
