@@ -250,7 +250,7 @@ def figure_rows(images: list[Path]) -> Iterator[FigureRow]:
                 )
                 assert cut.face is not None
                 landmarks = np.asarray(cut.face.landmarks, np.float64)[:, :2]
-                seeds = seed_points(landmarks, None, cut.rgba.shape[:2])
+                seeds = seed_points(landmarks, cut.rgba.shape[:2])
                 figures.append(detached_figures(cut.rgba[..., 3], seeds))
             yield FigureRow(path.name, *figures)
 

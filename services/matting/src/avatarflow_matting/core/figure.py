@@ -3,16 +3,17 @@
 The person model answers per pixel, so a busy background leaves pieces of it marked "person": a
 logo fragment beside the neck, a patch of a window beside a shoulder. Whatever does not touch the
 face is not the subject: the head, hair, neck, shoulders and torso (and what they hold) all
-connect to it. Two steps, both seeded from the face (the validator's landmarks, or without them the
-head position estimated from the mask):
+connect to it. Two steps, seeded from the face (the validator's landmarks; without them the largest
+component is the figure):
 
-1. On the coarse grid, before the trimap (``connected_mask``): mask components that touch neither
-   the face nor the line below the chin (``seed_points``) are dropped, so no edge band is solved
-   around them; holes of the mask enclosed by the figure are decided by the image
-   (``_fill_subject_holes``): a hole whose colour matches the subject around it and not the
-   background outside the figure (next to the hole, or around the whole figure) is something the
-   model missed (a dark shirt fold, a strand of hair) and is filled; one that looks like the
-   background (the gap between an ear and the head, between an arm and the body) stays a hole.
+1. On the coarse grid, before the trimap (``connected_mask``): mask components (connected through
+   mask > ``REACH_MIN``) that touch neither the face nor the line below the chin (``seed_points``)
+   are dropped, so no edge band is solved around them; holes of the mask enclosed by the figure
+   are decided by the image (``_fill_subject_holes``): a hole whose colour matches the subject
+   around it and not the background outside the figure (next to the hole, or around the whole
+   figure) is something the model missed (a dark shirt fold, a strand of hair) and is filled; one
+   that looks like the background (the gap between an ear and the head, between an arm and the
+   body) stays a hole.
 2. At full resolution, after the alpha solve (``drop_band_islands``): band pixels of non-zero
    alpha not 8-connected to the known subject through non-zero alpha are set to 0 (islands the
    solve left).
@@ -34,6 +35,10 @@ from .framing import CHIN_LANDMARK, FOREHEAD_LANDMARK
 # A hole is filled when its mean colour is this many times closer to the subject around it than to
 # the background outside the figure (RGB distances in [0,1]); near-ties stay holes.
 HOLE_SUBJECT_MARGIN = 2.0
+# Components are joined through mask values above this, not only the 0.5 outline: a raised arm
+# that the model is unsure of (motion blur, 0.3-0.5) still belongs to the body. 0.1 joins a logo
+# on the backdrop of bald-man-white-bg to the shoulder through the model's low-level noise.
+REACH_MIN = 0.25
 # The body seed: the line from the chin down this many face heights (forehead-chin distances),
 # along the face's own axis.
 BODY_LINE_FACE_HEIGHTS = 1.0
@@ -44,13 +49,11 @@ _BACKGROUND_CELLS = 6
 _MIN_HOLE_CELLS = 9
 
 
-def seed_points(
-    landmarks_xy: np.ndarray | None, head_xy: tuple[float, float] | None, shape: tuple[int, int]
-) -> np.ndarray:
+def seed_points(landmarks_xy: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray:
     """Integer (N, 2) (x, y) pixels that belong to the subject, inside the image: the face
     landmarks and, with a full face mesh, the line below the chin (neck and chest: a drawn
-    character's body need not touch its head); without landmarks the estimated head centre; empty
-    when neither is given."""
+    character's body need not touch its head). Empty without landmarks: the largest component is
+    then the figure (``_kept_labels``)."""
     height, width = shape
     if landmarks_xy is not None:
         points = landmarks_xy.astype(np.float64)
@@ -58,8 +61,6 @@ def seed_points(
             top, chin = points[FOREHEAD_LANDMARK], points[CHIN_LANDMARK]
             steps = np.linspace(0.0, BODY_LINE_FACE_HEIGHTS, 32)[:, None]
             points = np.concatenate([points, chin + steps * (chin - top)])
-    elif head_xy is not None:
-        points = np.array([head_xy], np.float64)
     else:
         return np.zeros((0, 2), np.int64)
     points = np.round(points).astype(np.int64)
@@ -83,12 +84,12 @@ def connected_mask(mask_cells: np.ndarray, image_cells: np.ndarray, seeds_cells:
     """The coarse mask with the components not touching the face removed and the enclosed holes
     that look like the subject filled (see the module docstring). ``seeds_cells``: (x, y) cells;
     ``image_cells``: the grid's view of the image (float RGB)."""
-    solid = (mask_cells > 0.5).astype(np.uint8)
-    count, labels = cv2.connectedComponents(solid, connectivity=8)
+    reach = (mask_cells > REACH_MIN).astype(np.uint8)
+    count, labels = cv2.connectedComponents(reach, connectivity=8)
     if count <= 1:
         return mask_cells
     keep = _kept_labels(labels, count, seeds_cells)
-    figure = keep[labels]
+    figure = keep[labels] & (mask_cells > 0.5)
     result = np.where(figure, mask_cells, np.minimum(mask_cells, np.float32(0.5) - np.float32(1e-3)))
     return _fill_subject_holes(result.astype(np.float32), figure, image_cells)
 

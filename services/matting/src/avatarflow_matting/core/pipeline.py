@@ -14,7 +14,7 @@ from avatarflow_contracts.reasons import WarningCode
 from . import figure, kernels, quality
 from .alpha import Band, image_on_grid, refine_on_grid, to_float_image, to_uint8_image
 from .foreground import foreground_at
-from .framing import CANVAS_SIZE, EYE_LINE, Framing, framing_from_face, framing_from_mask, map_face
+from .framing import CANVAS_SIZE, Framing, framing_from_face, framing_from_mask, map_face
 from .grid import Grid
 from .illustration import face_hull_mask, grabcut_mask
 from .segmentation import MODEL_INPUT_SIZE, Matter
@@ -170,13 +170,6 @@ def _matte_region(
     )
 
 
-def _head_point(framing: Framing, to_work: float) -> tuple[float, float]:
-    """Where a framing puts the eyes, in working-image pixels (image pixels x ``to_work``)."""
-    x = (CANVAS_SIZE / 2 - framing.shift_x) / framing.scale
-    y = (EYE_LINE * CANVAS_SIZE - framing.shift_y) / framing.scale
-    return x * to_work, y * to_work
-
-
 def _landmarks_xy(face: FaceGeometry, width: int, height: int) -> np.ndarray:
     points = np.asarray(face.landmarks, np.float64)[:, :2]
     return points * [width / face.image_width, height / face.image_height]
@@ -208,8 +201,7 @@ def matte(
         if own:
             matter.close()
     landmarks = _landmarks_xy(face, width, height) if face is not None else None
-    head = None if face is not None else _head_point(framing_from_mask(person), 1.0)
-    seeds = figure.seed_points(landmarks, head, (height, width))
+    seeds = figure.seed_points(landmarks, (height, width))
     region = _matte_region(
         image, Grid(height, width).down(person), landmarks, illustration_hint, seeds, connected=connected
     )
@@ -347,19 +339,15 @@ def cut_out(
         raise ValueError("the framed region does not overlap the image")
 
     landmarks = None
-    head = None
     if face is not None:
         landmarks = _landmarks_xy(face, ww, wh) - [x0, y0]
-    else:
-        hx, hy = _head_point(framing, fx)
-        head = (hx - x0, hy - y0)
     region_image = work_image[y0:y1, x0:x1]
     # The person mask goes from the image's pixels straight to the region's grid: it is a smooth
     # field (a 256 px model's output), so one bilinear resize of the matching crop loses nothing.
     grid_size = Grid(y1 - y0, x1 - x0).size
     crop = person[round(y0 / fx) : round(y1 / fx), round(x0 / fx) : round(x1 / fx)]
     person_cells = cv2.resize(crop, grid_size, interpolation=cv2.INTER_LINEAR)
-    seeds = figure.seed_points(landmarks, head, region_image.shape[:2])
+    seeds = figure.seed_points(landmarks, region_image.shape[:2])
     region = _matte_region(region_image, person_cells, landmarks, illustration_hint, seeds, connected=connected)
     rgba_region = _straight_rgba(region_image, region)
 
