@@ -207,6 +207,80 @@ def edge_figure(directory: Path, output: Path, tile: int = 72, zoom: int = 3) ->
     output.write_bytes(encode_png(figure))
 
 
+@dataclass(frozen=True)
+class FigureRow:
+    name: str
+    before: object  # figure.FigureFigures with the connected-figure step off
+    after: object  # ... and on
+
+
+def accepted_images(images_dir: Path) -> list[Path]:
+    """The images labels.csv (shared/avatar-images) expects to be accepted."""
+    import csv
+
+    with (images_dir / "labels.csv").open(newline="") as handle:
+        return [images_dir / row["file"] for row in csv.DictReader(handle) if row["expected"] == "accept"]
+
+
+def figure_rows(images: list[Path]) -> Iterator[FigureRow]:
+    """Detached alpha of each image's cut-out, without and with the connected-figure step.
+
+    Each image goes through the validator (face geometry, illustration hint) and then ``cut_out``
+    as in the service; figures are measured on the 1024 px canvas alpha, seeded with the face
+    landmarks mapped onto the canvas (``figure.detached_figures``).
+    """
+    from avatarflow_matting.core import Matter, cut_out
+    from avatarflow_matting.core.figure import detached_figures, seed_points
+    from avatarflow_validator.core import Validator
+
+    validator = Validator()
+    with Matter() as matter:
+        for path in images:
+            outcome = validator.validate_bytes(path.read_bytes())
+            if not outcome.accepted or outcome.image is None or outcome.face is None:
+                continue
+            figures = []
+            for connected in (False, True):
+                cut = cut_out(
+                    outcome.image.rgb,
+                    outcome.face,
+                    illustration_hint=outcome.illustration_hint,
+                    matter=matter,
+                    connected=connected,
+                )
+                assert cut.face is not None
+                landmarks = np.asarray(cut.face.landmarks, np.float64)[:, :2]
+                seeds = seed_points(landmarks, cut.rgba.shape[:2])
+                figures.append(detached_figures(cut.rgba[..., 3], seeds))
+            yield FigureRow(path.name, *figures)
+
+
+def _run_figure(args: argparse.Namespace) -> int:
+    images_dir = Path(args.directory)
+    if not (images_dir / "labels.csv").is_file():
+        print(f"no labels.csv in {images_dir}", file=sys.stderr)
+        return 2
+    columns = f"{'parts':>6s} {'mass':>8s} {'px':>6s}"
+    print(f"{'image':52s} before: {columns}  after: {columns}")
+    rows = []
+    for row in figure_rows(accepted_images(images_dir)):
+        rows.append(row)
+        b, a = row.before, row.after
+        print(
+            f"{row.name:52s}         {b.detached_components:6d} {b.detached_mass:8.5f} {b.detached_pixels:6d}  "
+            f"       {a.detached_components:6d} {a.detached_mass:8.5f} {a.detached_pixels:6d}"
+        )
+    for label, pick in (("before", lambda r: r.before), ("after", lambda r: r.after)):
+        parts = sum(pick(r).detached_components for r in rows)
+        mass = sum(pick(r).detached_mass for r in rows)
+        with_any = sum(pick(r).detached_components > 0 for r in rows)
+        print(
+            f"{label}: {len(rows)} accepted images, {with_any} with detached alpha, {parts} detached parts, "
+            f"mean detached mass {mass / max(1, len(rows)):.6f}"
+        )
+    return 0
+
+
 def _print_row(label: str, method: str, figures: dict[str, float]) -> None:
     print(
         f"{label:34s} {method:10s} {figures['sad']:9.2f} {figures['mse']:8.4f} "
@@ -261,4 +335,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.add_argument("--reference-foreground", choices=("ml", "cf"), default="ml")
     parser.add_argument("--edge-figure", metavar="PNG", help="only write the edge-crop figure to PNG")
     parser.set_defaults(handler=_run)
+    figure = subparsers.add_parser(
+        "matting-figure", help="detached alpha (outside the face's figure) over the accepted images, before/after"
+    )
+    figure.add_argument("directory", help="folder laid out like shared/avatar-images (labels.csv)")
+    figure.set_defaults(handler=_run_figure)
     os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")

@@ -120,13 +120,22 @@ def refine(image_u8: np.ndarray, known_fg: np.ndarray, known_bg: np.ndarray) -> 
     return _solve(image_u8, grid, known_fg, ys, xs, count, cells)
 
 
-def refine_on_grid(image_u8: np.ndarray, fg_cells: np.ndarray, bg_cells: np.ndarray) -> Refinement:
+def image_on_grid(grid: Grid, image_u8: np.ndarray) -> np.ndarray:
+    """The grid's view of the image: float32 RGB in [0,1], one area average per cell."""
+    return grid.down(image_u8).astype(np.float32) * np.float32(1.0 / 255.0)
+
+
+def refine_on_grid(
+    image_u8: np.ndarray, fg_cells: np.ndarray, bg_cells: np.ndarray, image_cells: np.ndarray | None = None
+) -> Refinement:
     """``refine`` for a trimap given on the image's grid (bool cells: known subject, known
-    background); a pixel takes its cell's class."""
+    background); a pixel takes its cell's class. ``image_cells``: ``image_on_grid``, if the caller
+    has it already."""
     grid = Grid(*image_u8.shape[:2])
     rows, cols = grid.pixel_cells()
     known_fg, ys, xs, count = kernels.band_from_cells(fg_cells, bg_cells, rows, cols)
-    return _solve(image_u8, grid, known_fg, ys, xs, count, (fg_cells.astype(np.float32), bg_cells.astype(np.float32)))
+    known = (fg_cells.astype(np.float32), bg_cells.astype(np.float32))
+    return _solve(image_u8, grid, known_fg, ys, xs, count, known, image_cells)
 
 
 def _solve(
@@ -137,11 +146,13 @@ def _solve(
     xs: np.ndarray,
     count: int,
     known: tuple[np.ndarray, np.ndarray],
+    image_cells: np.ndarray | None = None,
 ) -> Refinement:
     """Alpha on the band (ys, xs)[:count]; the rest of (ys, xs) is the ring. ``known``: 0/1 per
     grid cell, fully known subject and background."""
     alpha = known_fg.astype(np.float32)
-    image_cells = grid.down(image_u8).astype(np.float32) * np.float32(1.0 / 255.0)
+    if image_cells is None:
+        image_cells = image_on_grid(grid, image_u8)
     ys, xs, ring_ys, ring_xs = ys[:count], xs[:count], ys[count:], xs[count:]
     colour = kernels.gather_colours(image_u8, ys, xs)
     if count == 0:

@@ -542,6 +542,49 @@ def residual_background(
     return total / weights if weights > 0.0 else 0.0
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _touches(mask: np.ndarray, y: int, x: int, height: int, width: int) -> bool:
+    for ny in range(max(0, y - 1), min(height, y + 2)):
+        for nx in range(max(0, x - 1), min(width, x + 2)):
+            if mask[ny, nx]:
+                return True
+    return False
+
+
+@njit(cache=True, nogil=True)
+def drop_band_islands(alpha: np.ndarray, known_fg: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> int:
+    """Flood fill from the known subject through the band's pixels of non-zero alpha (8-connected);
+    band pixels of non-zero alpha it does not reach get alpha 0. Returns how many did."""
+    height, width = alpha.shape
+    reached = np.zeros((height, width), np.bool_)
+    stack = np.empty(len(ys), np.int64)
+    top = 0
+    for i in range(len(ys)):
+        y, x = ys[i], xs[i]
+        if alpha[y, x] <= 0.0:
+            continue
+        if _touches(known_fg, y, x, height, width):
+            reached[y, x] = True
+            stack[top] = y * width + x
+            top += 1
+    while top > 0:
+        top -= 1
+        y, x = stack[top] // width, stack[top] % width
+        for ny in range(max(0, y - 1), min(height, y + 2)):
+            for nx in range(max(0, x - 1), min(width, x + 2)):
+                if not reached[ny, nx] and not known_fg[ny, nx] and alpha[ny, nx] > 0.0:
+                    reached[ny, nx] = True
+                    stack[top] = ny * width + nx
+                    top += 1
+    dropped = 0
+    for i in range(len(ys)):
+        y, x = ys[i], xs[i]
+        if alpha[y, x] > 0.0 and not reached[y, x]:
+            alpha[y, x] = 0.0
+            dropped += 1
+    return dropped
+
+
 def warm_up() -> None:
     """Compile (or load from the cache) every kernel with the argument types the core passes."""
     mask = np.zeros((4, 4), np.bool_)
@@ -563,6 +606,7 @@ def warm_up() -> None:
     colour = np.zeros(3, np.uint8)
     canvas, first, second, _, _, _ = finish_canvas(np.zeros((2, 2, 4), np.uint8), 0, 0, 4, colour, colour)
     finish_band(canvas, ys, xs, (0, 0, 2, 2), first, second, colour, colour)
+    drop_band_islands(np.zeros((4, 4), np.float32), mask, ys, xs)
     cells = np.zeros(1, np.int64)
     guided_coefficients(np.zeros((2, 2, 3), np.float32), np.zeros((2, 2), np.float32), 1, cells, cells, 1e-4)
     nearest_known_colours(np.zeros((2, 2, 3), np.float32), np.zeros((2, 2), np.float32), cells, cells, cells)

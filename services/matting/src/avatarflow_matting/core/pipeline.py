@@ -11,8 +11,8 @@ import numpy as np
 from avatarflow_contracts.events import FaceGeometry, MattingQuality
 from avatarflow_contracts.reasons import WarningCode
 
-from . import kernels, quality
-from .alpha import Band, refine_on_grid, to_float_image, to_uint8_image
+from . import figure, kernels, quality
+from .alpha import Band, image_on_grid, refine_on_grid, to_float_image, to_uint8_image
 from .foreground import foreground_at
 from .framing import CANVAS_SIZE, Framing, framing_from_face, framing_from_mask, map_face
 from .grid import Grid
@@ -105,11 +105,15 @@ def _matte_region(
     person_cells: np.ndarray,
     landmarks_xy: np.ndarray | None,
     illustration_hint: bool,
+    seeds_xy: np.ndarray,
+    connected: bool = True,
 ) -> _RegionMatte:
     """Matte one image region given its coarse person mask and (optional) face landmarks.
 
     The trimap and the segmentation's confidence are worked out on the coarse grid: the person
-    mask comes from a 256 px model, so the grid (a 4 px cell) loses nothing of it.
+    mask comes from a 256 px model, so the grid (a 4 px cell) loses nothing of it. ``seeds_xy``:
+    (x, y) region pixels of the subject (figure.py keeps what connects to them); ``connected``
+    False skips that step (the evaluation's "before").
     """
     height, width = image_u8.shape[:2]
     grid = Grid(height, width)
@@ -138,9 +142,15 @@ def _matte_region(
             quality.face_support_confidence(quality.face_support(mask_cells, hull)) if hull is not None else 0.5
         )
 
+    image_cells = image_on_grid(grid, image_u8)
+    if connected:
+        seeds_cells = np.minimum(np.floor(seeds_xy * to_cells).astype(np.int64), [grid_w - 1, grid_h - 1])
+        mask_cells = figure.connected_mask(mask_cells, image_cells, seeds_cells)
     fg_cells, bg_cells = trimap_from_mask(mask_cells, model_cells, _BAND_MIN_PX / grid.scale)
-    solved = refine_on_grid(image_u8, fg_cells, bg_cells)
+    solved = refine_on_grid(image_u8, fg_cells, bg_cells, image_cells)
     band = solved.band
+    if connected and figure.drop_band_islands(solved.alpha, solved.known_fg, band):
+        band.alpha[:] = solved.alpha[band.ys, band.xs]
     colour_ys = np.concatenate([band.ys, solved.ring_ys])
     colour_xs = np.concatenate([band.xs, solved.ring_xs])
     colours = foreground_at(image_u8, solved.alpha, colour_ys, colour_xs, solved.image_cells)
@@ -177,8 +187,10 @@ def matte(
     *,
     illustration_hint: bool = False,
     matter: Matter | None = None,
+    connected: bool = True,
 ) -> Matte:
-    """Matte the whole image at its own resolution (no framing): what the evaluation compares."""
+    """Matte the whole image at its own resolution (no framing): what the evaluation compares.
+    ``connected=False`` keeps detached pieces of the mask (figure.py; the evaluation's "before")."""
     image = _as_rgb_u8(image_rgb)
     height, width = image.shape[:2]
     own = matter is None
@@ -189,7 +201,10 @@ def matte(
         if own:
             matter.close()
     landmarks = _landmarks_xy(face, width, height) if face is not None else None
-    region = _matte_region(image, Grid(height, width).down(person), landmarks, illustration_hint)
+    seeds = figure.seed_points(landmarks, (height, width))
+    region = _matte_region(
+        image, Grid(height, width).down(person), landmarks, illustration_hint, seeds, connected=connected
+    )
     foreground = to_float_image(image) * region.known_fg[..., None]
     foreground[region.colour_ys, region.colour_xs] = region.colours
     return Matte(
@@ -286,12 +301,14 @@ def cut_out(
     *,
     illustration_hint: bool = False,
     matter: Matter | None = None,
+    connected: bool = True,
 ) -> CutOut:
     """Cut the subject out and frame it on the avatar canvas (see framing.py for the rules).
 
     The matte is computed at the smaller of the image's and the canvas's scale: a large photo is
     first reduced (area filter) to canvas scale, so the work is bounded by the canvas size; a small
-    one is matted at its own size and the result enlarged.
+    one is matted at its own size and the result enlarged. ``connected=False`` keeps detached
+    pieces of the mask (figure.py; for before/after measurements).
     """
     image = _as_rgb_u8(image_rgb)
     height, width = image.shape[:2]
@@ -330,7 +347,8 @@ def cut_out(
     grid_size = Grid(y1 - y0, x1 - x0).size
     crop = person[round(y0 / fx) : round(y1 / fx), round(x0 / fx) : round(x1 / fx)]
     person_cells = cv2.resize(crop, grid_size, interpolation=cv2.INTER_LINEAR)
-    region = _matte_region(region_image, person_cells, landmarks, illustration_hint)
+    seeds = figure.seed_points(landmarks, region_image.shape[:2])
+    region = _matte_region(region_image, person_cells, landmarks, illustration_hint, seeds, connected=connected)
     rgba_region = _straight_rgba(region_image, region)
 
     # Region pixel -> canvas pixel. When the region is already at canvas scale the warp is a pure
