@@ -43,6 +43,7 @@ CONTENT_TYPES = {
     ".png": "image/png",
     ".webm": "video/webm",
     ".webp": "image/webp",
+    ".mp4": "video/mp4",
 }
 
 
@@ -111,6 +112,7 @@ class AnimationStage:
                 viseme_atlas=refs[_name(names, "viseme_atlas", "visemes.png")],
                 preview_clip=refs[_name(names, "preview_clip", "preview.webm")],
                 poster=refs[_name(names, "poster", "poster.png")],
+                alternates=[refs[alternate.file] for alternate in pack.manifest.alternates],
                 execution_provider=pack.execution_provider,
                 render_seconds=pack.render_seconds,
                 encode_seconds=pack.encode_seconds,
