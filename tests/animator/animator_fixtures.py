@@ -20,6 +20,7 @@ from avatarflow_animator.core import (
     render_pack,
     scale_face,
 )
+from avatarflow_animator.espeak import EspeakNg
 from avatarflow_animator.renderer import RenderRequest
 from avatarflow_animator.timeline import idle_poses
 
@@ -44,14 +45,20 @@ def renderer() -> OnnxWarpRenderer:
 
 
 @pytest.fixture(scope="session")
-def rendered(renderer: OnnxWarpRenderer) -> dict[str, Rendered]:
+def speech() -> EspeakNg:
+    """The offline default synthesizer (Debian espeak-ng; ./dev installs it)."""
+    return EspeakNg()
+
+
+@pytest.fixture(scope="session")
+def rendered(renderer: OnnxWarpRenderer, speech: EspeakNg) -> dict[str, Rendered]:
     if not IMAGES_DIR.is_dir():
         pytest.skip(f"test images not found at {IMAGES_DIR}")
     out = {}
     for name in SAMPLE_IMAGES:
         cutout = make_cutout(IMAGES_DIR / name)
         assert cutout is not None, f"MediaPipe found no face in {name}"
-        pack = render_pack(cutout.rgba, cutout.face, renderer=renderer)
+        pack = render_pack(cutout.rgba, cutout.face, renderer=renderer, speech=speech)
         poses, _ = idle_poses(FPS, IDLE_SECONDS)
         request = RenderRequest(downscale_cutout(cutout.rgba), scale_face(cutout.face, 512), poses)
         out[name] = Rendered(cutout, pack, renderer.render(request).frames)

@@ -15,7 +15,7 @@ from avatarflow_animator.eyelids import EyelidLayer
 from avatarflow_animator.poses import REST, VISEME_POSES, FacePose
 from avatarflow_animator.renderer import RenderRequest
 from avatarflow_animator.rig import FaceRig
-from avatarflow_contracts.manifest import OVR_VISEMES, AvatarManifest
+from avatarflow_contracts.manifest import MANIFEST_VERSION, OVR_VISEMES, AvatarManifest
 
 
 @pytest.mark.parametrize("name", SAMPLE_IMAGES)
@@ -28,7 +28,7 @@ def test_pack_files_and_manifest(rendered):
     pack = rendered[SAMPLE_IMAGES[0]].pack
     manifest = AvatarManifest.model_validate(json.loads(pack.files["manifest.json"]))
     assert manifest == pack.manifest
-    assert manifest.manifest_version == "1.0"
+    assert manifest.manifest_version == MANIFEST_VERSION == "1.1"
     assert set(pack.files) == {"manifest.json", *manifest.files()}
     assert [cell.name for cell in manifest.visemes.visemes] == list(OVR_VISEMES)
     assert manifest.canvas.width == manifest.canvas.height == 512
@@ -43,9 +43,9 @@ def test_provider_is_the_session_s_real_provider(renderer, rendered):
     assert rendered[SAMPLE_IMAGES[0]].pack.execution_provider == renderer.execution_provider
 
 
-def test_pack_is_deterministic(renderer, rendered):
+def test_pack_is_deterministic(renderer, rendered, speech):
     item = rendered[SAMPLE_IMAGES[0]]
-    again = render_pack(item.cutout.rgba, item.cutout.face, renderer=renderer)
+    again = render_pack(item.cutout.rgba, item.cutout.face, renderer=renderer, speech=speech)
     assert again.files == item.pack.files  # PNGs, manifest and (same libvpx) the WebMs
 
 

@@ -96,7 +96,7 @@ class Run:
             warnings=list(warnings),
         )
 
-    def rendered(self) -> AvatarRendered:
+    def rendered(self, alternates: tuple[str, ...] = ()) -> AvatarRendered:
         prefix = f"avatars/{self.space_id}/{self.upload_id}/"
         return AvatarRendered(
             **self._common(3),
@@ -105,6 +105,7 @@ class Run:
             viseme_atlas=ref(prefix + "visemes.png"),
             preview_clip=ref(prefix + "preview.webm", "video/webm"),
             poster=ref(prefix + "poster.png"),
+            alternates=[ref(prefix + name, "video/mp4") for name in alternates],
             execution_provider="CPUExecutionProvider",
             render_seconds=1.0,
             encode_seconds=0.5,

@@ -161,7 +161,8 @@ async def test_viewer_sees_no_editor_field_on_the_public_avatar(spaces_with_data
     async with httpx.AsyncClient(base_url=spaces_with_data.base_url, timeout=15) as client:
         headers = {"Authorization": f"Bearer {tokens()['viewer_a']}"}
         body = (await client.get(f"/v1/public/spaces/{SPACE_A}/avatar", headers=headers)).json()
-    assert set(body) == {"kind", "poster", "idle_loop", "manifest"}
+    pack_fields = {"viseme_atlas", "preview_clip", "alternates", "files"}
+    assert set(body) == {"kind", "poster", "idle_loop", "manifest", *pack_fields}
     text = str(body)
     for editor_only in ("reason", "prompt", "status", "upload", "blurry", "rejected"):
         assert editor_only not in text

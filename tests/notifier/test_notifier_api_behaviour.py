@@ -78,7 +78,98 @@ async def test_public_avatar_streams_the_ready_pack_from_s3(live_server, s3):
         assert (await client.get(avatar["poster"]["url"])).content == b"\x89PNG-poster"
         # Only the current avatar's named assets are served: never an arbitrary key or the original.
         assert (await client.get(f"/v1/public/assets/spaces/{space}/original")).status_code == 404
-        assert (await client.get(f"/v1/public/assets/spaces/{space}/viseme_atlas")).status_code == 404
+        assert (await client.get(f"/v1/public/assets/spaces/{space}/original.png")).status_code == 404
+
+
+PACK_FILES = ("manifest.json", "idle.webm", "visemes.png", "preview.webm", "poster.png", "idle-alpha.mp4")
+
+
+async def ready_space_with_files(s3, prefix: str) -> tuple[str, Run, dict[str, bytes]]:
+    """A space whose current avatar is a ready pack with an alternate; every file is in S3."""
+    space = new_space(prefix)
+    run = Run(space, T0)
+    rendered = run.rendered(alternates=("idle-alpha.mp4",))
+    objects = [rendered.manifest, rendered.idle_loop, rendered.viseme_atlas, rendered.preview_clip, rendered.poster]
+    refs = {r.key.rsplit("/", 1)[-1]: r for r in [*objects, *rendered.alternates]}
+    blobs = {name: name.encode() * 200 + uuid.uuid4().bytes for name in PACK_FILES}
+    for name, data in blobs.items():
+        s3.client.put_object(Bucket=BUCKET, Key=refs[name].key, Body=data, ContentType=refs[name].content_type)
+    return space, run, blobs
+
+
+async def test_public_route_serves_every_file_the_manifest_names(live_server, s3):
+    space, run, blobs = await ready_space_with_files(s3, "files")
+    store = await replica_store(live_server)
+    await apply_event(store, run.uploaded())
+    await apply_event(store, run.rendered(alternates=("idle-alpha.mp4",)))
+    await store.close()  # the pack (alternates included) comes back from the database
+    async with httpx.AsyncClient(base_url=live_server.base_url, timeout=15) as client:
+        avatar = (await client.get(f"/v1/public/spaces/{space}/avatar")).json()
+        assert sorted(avatar["files"]) == sorted(PACK_FILES)
+        assert [a["url"] for a in avatar["alternates"]] == [avatar["files"]["idle-alpha.mp4"]["url"]]
+        assert avatar["alternates"][0]["content_type"] == "video/mp4"
+        assert f"avatars/{space}" not in json.dumps(avatar)  # object keys stay internal
+        for name, data in blobs.items():
+            answer = await client.get(avatar["files"][name]["url"])
+            assert answer.status_code == 200 and answer.content == data, name
+            assert answer.headers["cache-control"] == "public, max-age=60"
+            assert answer.headers["x-content-type-options"] == "nosniff"
+        for logical, name in (("viseme_atlas", "visemes.png"), ("preview_clip", "preview.webm")):
+            answer = await client.get(avatar[logical]["url"])
+            assert answer.status_code == 200 and answer.content == blobs[name]
+        ranged = await client.get(avatar["files"]["preview.webm"]["url"], headers={"Range": "bytes=5-9"})
+        assert ranged.status_code == 206 and ranged.content == blobs["preview.webm"][5:10]
+        for other in ("alternate:idle-alpha.mp4", "original.png", "image.uploaded", "..%2Fposter.png"):
+            assert (await client.get(f"/v1/public/assets/spaces/{space}/{other}")).status_code == 404, other
+        # A space with no custom avatar serves no pack file, whatever it is called.
+        assert (await client.get(f"/v1/public/assets/spaces/{new_space('none')}/visemes.png")).status_code == 404
+
+
+async def test_editor_route_serves_a_ready_uploads_files_to_its_editors_only(live_server, s3):
+    space, run, blobs = await ready_space_with_files(s3, "editor-files")
+    other_space, other_run, _ = await ready_space_with_files(s3, "editor-other")
+    rejected = Run(space, T0 + timedelta(minutes=1))
+    store = await replica_store(live_server)
+    alternates = ("idle-alpha.mp4",)
+    events = [run.uploaded(), run.rendered(alternates), other_run.uploaded(), other_run.rendered(alternates)]
+    for event in [*events, rejected.uploaded(), rejected.rejected()]:
+        await apply_event(store, event)
+    await store.close()
+    base = f"/v1/spaces/{space}/uploads/{run.upload_id}/assets"
+    viewer = {"Authorization": f"Bearer {mint_token(JWT_SECRET, subject='v', space_id=space, role='viewer')}"}
+    async with httpx.AsyncClient(base_url=live_server.base_url, timeout=15) as client:
+        for name, data in blobs.items():
+            answer = await client.get(f"{base}/{name}", headers=editor(space))
+            assert answer.status_code == 200 and answer.content == data, name
+            assert answer.headers["cache-control"] == "private, max-age=60"
+        atlas = await client.get(f"{base}/viseme_atlas", headers=editor(space))
+        assert atlas.content == blobs["visemes.png"]
+        assert (await client.get(f"{base}/visemes.png")).status_code == 401
+        assert (await client.get(f"{base}/visemes.png", headers=viewer)).status_code == 403
+        assert (await client.get(f"{base}/visemes.png", headers=editor(other_space))).status_code == 403
+        # Another space's upload, a rejected upload, an unknown file: 404 for this space's editor.
+        missing = [
+            f"/v1/spaces/{space}/uploads/{other_run.upload_id}/assets/visemes.png",
+            f"/v1/spaces/{space}/uploads/{rejected.upload_id}/assets/poster.png",
+            f"/v1/spaces/{space}/uploads/{uuid.uuid4()}/assets/poster.png",
+            f"{base}/original.png",
+        ]
+        for path in missing:
+            assert (await client.get(path, headers=editor(space))).status_code == 404, path
+
+
+async def test_end_user_page_config_names_no_other_service(live_server):
+    space = new_space("page")
+    ingest = live_server.settings.notifier_ingest_public_url
+    async with httpx.AsyncClient(base_url=live_server.base_url, timeout=15) as client:
+        viewer_page = await client.get(f"/spaces/{space}")
+        editor_page = await client.get(f"/editor/{space}")
+    config = json.loads(viewer_page.text.split('id="avatarflow-config"', 1)[1].split(">", 1)[1].split("<", 1)[0])
+    assert config == {"spaceId": space}
+    assert ingest not in viewer_page.text and ingest not in viewer_page.headers["content-security-policy"]
+    assert "connect-src 'self';" in viewer_page.headers["content-security-policy"]
+    # The editor page uploads to ingest, so it (alone) knows ingest's public URL.
+    assert ingest in editor_page.text and ingest in editor_page.headers["content-security-policy"]
 
 
 async def test_catalogue_listing_and_choosing_an_avatar(live_server):

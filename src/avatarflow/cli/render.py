@@ -30,6 +30,8 @@ def run_render(args: argparse.Namespace) -> int:
     os.environ.setdefault("NUMBA_CACHE_DIR", str(Path("var/numba-cache").resolve()))
     # Imported here so other avatarctl commands do not pay for MediaPipe / onnxruntime start-up.
     from avatarflow_animator.core import DEFAULT_PREVIEW_TEXT, OnnxWarpRenderer, render_pack
+    from avatarflow_animator.espeak import EspeakNg
+    from avatarflow_animator.speech import SpeechUnavailable
     from avatarflow_contracts import editor_message
     from avatarflow_matting.core import Matter, cut_out
     from avatarflow_validator.core import Validator
@@ -57,7 +59,13 @@ def run_render(args: argparse.Namespace) -> int:
         matter.close()
 
     renderer = OnnxWarpRenderer(intra_op_threads=args.threads)
-    pack = render_pack(cut.rgba, cut.face, renderer=renderer, preview_text=args.text or DEFAULT_PREVIEW_TEXT)
+    try:
+        speech: EspeakNg | None = EspeakNg()
+    except SpeechUnavailable as exc:
+        print(f"warning: silent preview: {exc}", file=sys.stderr)
+        speech = None
+    text = args.text or DEFAULT_PREVIEW_TEXT
+    pack = render_pack(cut.rgba, cut.face, renderer=renderer, preview_text=text, speech=speech)
     args.out.mkdir(parents=True, exist_ok=True)
     for name, content in sorted(pack.files.items()):
         (args.out / name).write_bytes(content)

@@ -243,6 +243,10 @@ class AvatarRendered(Envelope):
     viseme_atlas: ObjectRef
     preview_clip: ObjectRef
     poster: ObjectRef  # a still PNG of the rest frame: what end users see before playback
+    # The manifest's ``alternates`` (other encodings, e.g. H.264 MP4 for Safari), one object per file,
+    # in the manifest's order; each key ends in the file name the manifest gives. Optional and
+    # additive: a consumer that does not know the field sees the same pack without alternates.
+    alternates: list[ObjectRef] = Field(default_factory=list)
     execution_provider: str
     render_seconds: float = Field(ge=0)
     encode_seconds: float = Field(ge=0)

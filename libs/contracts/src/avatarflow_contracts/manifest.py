@@ -21,7 +21,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 MANIFEST_MAJOR = 1
-MANIFEST_MINOR = 0
+MANIFEST_MINOR = 1  # 1.1: preview.audio (the preview clip's speech track)
 MANIFEST_VERSION = f"{MANIFEST_MAJOR}.{MANIFEST_MINOR}"
 
 _VERSION = re.compile(r"^(\d+)\.(\d+)$")
@@ -155,11 +155,26 @@ class TimedViseme(_Model):
     end_s: float = Field(ge=0)
 
 
+class AudioTrack(_Model):
+    """The speech inside a clip: it starts with the clip's first frame and lasts as long."""
+
+    codec: str = Field(description="e.g. 'opus' (in the WebM)")
+    sample_rate: int = Field(gt=0)
+    channels: int = Field(gt=0)
+    duration_s: float = Field(gt=0)
+    engine: str = Field(description="the text-to-speech engine that spoke it, e.g. 'espeak-ng'")
+    voice: str
+
+
 class PreviewClip(VideoAsset):
     loop: bool = False
     text: str
-    timeline: list[TimedViseme] = Field(description="the viseme track the clip was rendered from")
+    timeline: list[TimedViseme] = Field(
+        description="the viseme track the clip was rendered from (with audio: the speech's own timing)"
+    )
     blinks: list[BlinkEvent] = Field(default_factory=list)
+    # None: a silent clip timed by the pronouncing dictionary (no speech engine was available).
+    audio: AudioTrack | None = None
 
 
 class AtlasCell(_Model):

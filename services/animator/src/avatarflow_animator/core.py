@@ -6,6 +6,7 @@ No I/O, no broker: the service uploads ``AvatarPack.files`` and publishes Avatar
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
@@ -17,6 +18,7 @@ from avatarflow_contracts.manifest import (
     AnchorPoint,
     Anchors,
     AtlasCell,
+    AudioTrack,
     AvatarManifest,
     BlinkEvent,
     CanvasSize,
@@ -29,9 +31,10 @@ from avatarflow_contracts.manifest import (
     VisemeCell,
 )
 
-from .encode import VP9_PIXEL_FORMAT, WEBM_CONTENT_TYPE, encode_png, encode_webm, tile_atlas
+from .encode import OPUS_SAMPLE_RATE, VP9_PIXEL_FORMAT, WEBM_CONTENT_TYPE, encode_png, encode_webm, tile_atlas
 from .poses import REST, VISEME_POSES, FacePose
 from .renderer import AvatarRenderer, OnnxWarpRenderer, RenderedFrames, RenderRequest
+from .speech import EDGE_SILENCE_SECONDS, Speech, SpeechSynthesizer, SpeechUnavailable, pad_speech
 from .timeline import Blink, idle_poses, preview_poses
 from .visemes import text_to_visemes
 
@@ -70,6 +73,9 @@ class AvatarPack:
     execution_provider: str
     render_seconds: float
     encode_seconds: float
+    # Why the preview is silent although a synthesizer was given (None: it speaks, or none was given).
+    speech_error: str | None = None
+    speech_seconds: float = 0.0
 
 
 def downscale_cutout(rgba: np.ndarray, size: int = OUTPUT_SIZE) -> np.ndarray:
@@ -130,16 +136,24 @@ def render_pack(
     *,
     renderer: AvatarRenderer,
     preview_text: str = DEFAULT_PREVIEW_TEXT,
+    speech: SpeechSynthesizer | None = None,
 ) -> AvatarPack:
     """Render and encode the whole pack: poster, idle loop, viseme atlas, preview clip, manifest.
 
     All frames of the pack go to the renderer in ONE request (one batched graph), in this order:
     rest, the 15 visemes, the extra atlas cells, the idle loop, the preview.
+
+    With ``speech`` the preview speaks: its mouth follows the synthesizer's timing and the clip
+    carries the audio (Opus). A synthesizer that cannot run (:class:`SpeechUnavailable`) gives a
+    silent, dictionary-timed preview and ``speech_error`` says why; the pack is complete either way.
     """
     source = downscale_cutout(cutout_rgba)
     canvas_face = scale_face(face, OUTPUT_SIZE)
     idle, idle_blinks = idle_poses(FPS, IDLE_SECONDS)
-    track = text_to_visemes(preview_text, FPS)
+    speech_started = time.perf_counter()
+    spoken, speech_error = _speak(speech, preview_text)
+    speech_seconds = time.perf_counter() - speech_started
+    track = spoken.track if spoken is not None else text_to_visemes(preview_text, FPS)
     preview, preview_blinks = preview_poses(track, FPS, len(idle) / FPS)
     cell_poses = [VISEME_POSES[v] for v in OVR_VISEMES] + list(EXTRA_CELLS.values())
     poses = [REST, *cell_poses, *idle, *preview]
@@ -156,7 +170,9 @@ def render_pack(
         POSTER_FILE: encode_png(rest_frame),
         ATLAS_FILE: encode_png(tile_atlas(cells, ATLAS_COLUMNS)),
         IDLE_FILE: encode_webm(idle_frames, FPS, loop=True),
-        PREVIEW_FILE: encode_webm(preview_frames, FPS, loop=False),
+        PREVIEW_FILE: encode_webm(
+            preview_frames, FPS, loop=False, audio=(spoken.samples, spoken.sample_rate) if spoken else None
+        ),
     }
 
     def cell(name: str, column: int, row: int) -> dict:
@@ -207,6 +223,16 @@ def render_pack(
             text=preview_text,
             timeline=[TimedViseme(viseme=v, start_s=s, end_s=e) for v, s, e in track],
             blinks=_blink_events(preview_blinks),
+            audio=AudioTrack(
+                codec="opus",
+                sample_rate=OPUS_SAMPLE_RATE,
+                channels=1,
+                duration_s=spoken.duration_s,
+                engine=spoken.engine,
+                voice=spoken.voice,
+            )
+            if spoken
+            else None,
             **video,
         ),
         renderer=RendererInfo(
@@ -221,4 +247,18 @@ def render_pack(
         execution_provider=rendered.execution_provider,
         render_seconds=rendered.seconds,
         encode_seconds=encode_seconds,
+        speech_error=speech_error,
+        speech_seconds=speech_seconds,
     )
+
+
+def _speak(synthesizer: SpeechSynthesizer | None, text: str) -> tuple[Speech | None, str | None]:
+    """The preview's speech, framed by silence and lasting a whole number of frames."""
+    if synthesizer is None:
+        return None, None
+    try:
+        speech = synthesizer.synthesize(text)
+    except SpeechUnavailable as exc:
+        return None, str(exc)
+    frames = math.ceil((speech.duration_s + 2 * EDGE_SILENCE_SECONDS) * FPS - 1e-6)
+    return pad_speech(speech, EDGE_SILENCE_SECONDS, frames / FPS), None

@@ -26,10 +26,39 @@ VP9_BASE_OPTIONS = {"crf": "30", "b": "0", "row-mt": "0", "threads": "1", "lag-i
 VP9_LOOP_OPTIONS = {**VP9_BASE_OPTIONS, "deadline": "good", "cpu-used": "5", "auto-alt-ref": "0"}
 VP9_CLIP_OPTIONS = {**VP9_BASE_OPTIONS, "deadline": "realtime", "cpu-used": "8", "auto-alt-ref": "0"}
 PNG_COMPRESS_LEVEL = 3  # fast, and the atlas still compresses well
+# Speech in the preview: Opus (what WebM carries and every browser plays), mono, 48 kHz (Opus's
+# native rate; espeak-ng's 22.05 kHz is resampled), 20 ms packets, speech-tuned.
+OPUS_SAMPLE_RATE = 48000
+OPUS_FRAME_SAMPLES = 960
+OPUS_OPTIONS = {"application": "voip", "frame_duration": "20", "vbr": "on"}
+OPUS_BIT_RATE = 32000
 
 
-def encode_webm(frames: np.ndarray, fps: int, *, loop: bool) -> bytes:
-    """(N, H, W, 4) uint8 straight RGBA -> WebM (VP9, yuva420p; alpha in BlockAdditional)."""
+def _audio_frames(samples: np.ndarray, sample_rate: int) -> list[av.AudioFrame]:
+    """int16 mono at ``sample_rate`` -> 48 kHz s16 frames of 20 ms (the last one zero-padded)."""
+    source = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples.reshape(1, -1)), format="s16", layout="mono")
+    source.sample_rate = sample_rate
+    resampler = av.AudioResampler(format="s16", layout="mono", rate=OPUS_SAMPLE_RATE)
+    chunks = [f.to_ndarray().reshape(-1) for f in [*resampler.resample(source), *resampler.resample(None)]]
+    resampled = np.concatenate(chunks) if chunks else np.zeros(0, np.int16)
+    wanted = round(len(samples) * OPUS_SAMPLE_RATE / sample_rate)
+    resampled = np.pad(resampled[:wanted], (0, max(0, wanted - len(resampled))))
+    padded = np.pad(resampled, (0, -len(resampled) % OPUS_FRAME_SAMPLES))
+    frames = []
+    for index, start in enumerate(range(0, len(padded), OPUS_FRAME_SAMPLES)):
+        chunk = padded[start : start + OPUS_FRAME_SAMPLES].astype(np.int16).reshape(1, -1)
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(chunk), format="s16", layout="mono")
+        frame.sample_rate = OPUS_SAMPLE_RATE
+        frame.pts = index * OPUS_FRAME_SAMPLES
+        frames.append(frame)
+    return frames
+
+
+def encode_webm(frames: np.ndarray, fps: int, *, loop: bool, audio: tuple[np.ndarray, int] | None = None) -> bytes:
+    """(N, H, W, 4) uint8 straight RGBA -> WebM (VP9, yuva420p; alpha in BlockAdditional).
+
+    ``audio`` (int16 mono samples, sample rate) adds an Opus track that starts with frame 0.
+    """
     buffer = io.BytesIO()
     with av.open(buffer, "w", format="webm", options={"fflags": "+bitexact"}) as container:
         stream = container.add_stream("libvpx-vp9", rate=fps)
@@ -37,11 +66,21 @@ def encode_webm(frames: np.ndarray, fps: int, *, loop: bool) -> bytes:
         stream.pix_fmt = VP9_PIXEL_FORMAT
         stream.options = dict(VP9_LOOP_OPTIONS if loop else VP9_CLIP_OPTIONS)
         stream.thread_count = 1
+        sound = None
+        if audio is not None:
+            sound = container.add_stream("libopus", rate=OPUS_SAMPLE_RATE)
+            sound.layout = "mono"
+            sound.bit_rate = OPUS_BIT_RATE
+            sound.options = dict(OPUS_OPTIONS)
         for frame in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgba")):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
+        if sound is not None and audio is not None:
+            for audio_frame in _audio_frames(*audio):
+                container.mux(sound.encode(audio_frame))
+            container.mux(sound.encode(None))
     return buffer.getvalue()
 
 

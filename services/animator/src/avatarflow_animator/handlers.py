@@ -19,7 +19,9 @@ from PIL import Image
 from prometheus_client import Counter, Gauge, Histogram
 
 from .core import AvatarPack, OnnxWarpRenderer, render_pack
+from .espeak import EspeakNg
 from .settings import AnimatorSettings
+from .speech import SpeechSynthesizer, SpeechUnavailable
 
 log = get_logger("avatarflow.animator")
 RENDER_SECONDS = Histogram(
@@ -43,6 +45,7 @@ CONTENT_TYPES = {
     ".png": "image/png",
     ".webm": "video/webm",
     ".webp": "image/webp",
+    ".mp4": "video/mp4",
 }
 
 
@@ -60,6 +63,7 @@ class AnimationStage:
         self.settings = settings
         self.executor = ThreadPoolExecutor(max_workers=settings.animator_max_in_flight, thread_name_prefix="render")
         self.renderer: OnnxWarpRenderer | None = None
+        self.speech: SpeechSynthesizer | None = None
 
     async def start(self) -> None:
         threads = self.settings.animator_intra_op_threads or None
@@ -75,6 +79,12 @@ class AnimationStage:
         if self.settings.animator_execution_provider == "cuda" and provider != "CUDAExecutionProvider":
             raise RuntimeError(f"CUDA requested but onnxruntime runs on {provider}")
         PROVIDER_INFO.labels(provider).set(1)
+        if self.settings.animator_tts == "espeak-ng":
+            try:
+                self.speech = EspeakNg(self.settings.animator_tts_voice)
+            except SpeechUnavailable as exc:
+                # Packs stay complete: the preview is silent and dictionary-timed until fixed.
+                log.error("speech_unavailable", error=str(exc))
         log.info("animator_ready", execution_provider=provider, max_in_flight=self.settings.animator_max_in_flight)
 
     async def stop(self) -> None:
@@ -87,7 +97,16 @@ class AnimationStage:
                 rgba = np.asarray(image.convert("RGBA"))
         except Exception as exc:
             raise PermanentError("unprocessable_image", f"cut-out is not a readable PNG: {exc}") from exc
-        return render_pack(rgba, event.face, renderer=self.renderer, preview_text=self.settings.animator_preview_text)
+        pack = render_pack(
+            rgba,
+            event.face,
+            renderer=self.renderer,
+            preview_text=self.settings.animator_preview_text,
+            speech=self.speech,
+        )
+        if pack.speech_error:
+            log.error("speech_unavailable", error=pack.speech_error)
+        return pack
 
     async def handle(self, event: AvatarMatted) -> list[Envelope]:
         png = await self.store.get_bytes(event.cutout, max_bytes=self.settings.animator_max_cutout_bytes)
@@ -111,6 +130,7 @@ class AnimationStage:
                 viseme_atlas=refs[_name(names, "viseme_atlas", "visemes.png")],
                 preview_clip=refs[_name(names, "preview_clip", "preview.webm")],
                 poster=refs[_name(names, "poster", "poster.png")],
+                alternates=[refs[alternate.file] for alternate in pack.manifest.alternates],
                 execution_provider=pack.execution_provider,
                 render_seconds=pack.render_seconds,
                 encode_seconds=pack.encode_seconds,

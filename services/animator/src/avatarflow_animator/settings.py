@@ -22,4 +22,9 @@ class AnimatorSettings(ServiceSettings):
         default="Hello! I am your new avatar, and I am ready to talk.",
         description="line spoken in the preview clip",
     )
+    animator_tts: Literal["espeak-ng", "none"] = Field(
+        default="espeak-ng",
+        description="text-to-speech for the preview: espeak-ng (offline, Debian package) or none (silent preview)",
+    )
+    animator_tts_voice: str = Field(default="en-us", description="espeak-ng voice of the preview")
     animator_max_cutout_bytes: int = Field(default=32 * 1024 * 1024, ge=1024, description="largest cut-out read")

@@ -63,12 +63,12 @@ from .schemas import (
     upload_out,
 )
 from .settings import NotifierSettings
-from .status import AssetRef, CurrentAvatar
+from .status import ALTERNATE_PREFIX, PACK_ASSETS, AssetRef, CurrentAvatar, file_name
 from .store import StatusStore
 
 log = logging.getLogger("avatarflow.notifier")
 
-PUBLIC_ASSETS = ("poster", "idle_loop", "manifest")
+PUBLIC_ASSETS = PACK_ASSETS
 PAGE_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
     "media-src 'self' blob:; connect-src 'self' {ingest}; frame-ancestors 'none'; base-uri 'none'"
@@ -154,6 +154,17 @@ def decode_cursor(cursor: str) -> tuple[datetime, str] | None:
 
 def _version_tag(sha256: str) -> str:
     return sha256[:16]
+
+
+def pack_file(pack: tuple[tuple[str, AssetRef], ...], asset: str) -> AssetRef | None:
+    """A pack's object by pack name (``poster``, ``viseme_atlas``...) or by manifest file name.
+
+    Only the pack's own objects can be named: anything else (an original, another key) is None.
+    """
+    for name, ref in pack:
+        if (name == asset and name in PACK_ASSETS) or file_name(ref) == asset:
+            return ref
+    return None
 
 
 def create_app(
@@ -258,7 +269,9 @@ def create_app(
             assets = dict(avatar.assets)
             base = f"/v1/public/assets/spaces/{space_id}"
             out = {n: _asset(f"{base}/{n}", assets[n]) if n in assets else None for n in PUBLIC_ASSETS}
-            return avatar, PublicAvatarOut(kind="custom", **out)
+            files = {file_name(ref): _asset(f"{base}/{file_name(ref)}", ref) for _n, ref in avatar.assets}
+            alternates = [files[file_name(ref)] for n, ref in avatar.assets if n.startswith(ALTERNATE_PREFIX)]
+            return avatar, PublicAvatarOut(kind="custom", **out, alternates=alternates, files=files)
         poster = _catalogue_poster(entry) if entry else None
         return avatar, PublicAvatarOut(kind=avatar.kind, poster=poster, idle_loop=None, manifest=None)
 
@@ -431,18 +444,17 @@ def create_app(
         "/v1/public/assets/spaces/{space_id}/{asset}",
         response_class=StreamingResponse,
         responses={
-            200: {"content": {"image/png": {}, "video/webm": {}, "application/json": {}}},
+            200: {"content": {"image/png": {}, "video/webm": {}, "video/mp4": {}, "application/json": {}}},
             404: {"model": ErrorOut},
         },
         tags=["public"],
-        summary="Bytes of the space's current avatar asset (poster, idle_loop, manifest)",
+        summary="Bytes of the space's current avatar asset: a pack name (poster, idle_loop, manifest, "
+        "viseme_atlas, preview_clip) or any file name manifest.json gives (e.g. visemes.png, an alternate)",
     )
     async def get_space_asset(space_id: str, asset: str, request: Request) -> Response:
-        if asset not in PUBLIC_ASSETS:
-            return JSONResponse({"detail": "not found"}, status_code=404)
         avatar, entry = await _resolve(await store.current_avatar(space_id))
         if avatar.kind == "custom":
-            ref = dict(avatar.assets).get(asset)
+            ref = pack_file(avatar.assets, asset)
             if ref is None:
                 return JSONResponse({"detail": "not found"}, status_code=404)
             return await _stream(ref.bucket, ref.key, request, "public, max-age=60")
@@ -463,19 +475,44 @@ def create_app(
             return JSONResponse({"detail": "not found"}, status_code=404)
         return await _stream(catalogue.bucket, entry.poster.key, request, "public, max-age=3600")
 
+    @app.get(
+        "/v1/spaces/{space_id}/uploads/{upload_id}/assets/{asset}",
+        response_class=StreamingResponse,
+        responses={
+            200: {"content": {"image/png": {}, "video/webm": {}, "video/mp4": {}, "application/json": {}}},
+            **AUTH_ERRORS,
+            404: {"model": ErrorOut, "description": "no such ready upload in this space, or no such file"},
+        },
+        tags=["editor"],
+        summary="Bytes of a ready upload's pack file (pack name or manifest file name), current or not",
+    )
+    async def get_upload_asset(
+        space_id: str, upload_id: str, asset: str, request: Request, _p: SpaceEditor
+    ) -> Response:
+        upload = await store.upload(upload_id)
+        if upload is None or upload.space_id != space_id or upload.status != "ready":
+            return JSONResponse({"detail": "not found"}, status_code=404)
+        ref = pack_file(upload.pack, asset)
+        if ref is None:
+            return JSONResponse({"detail": "not found"}, status_code=404)
+        # Private: an editor's answer must never sit in a shared cache.
+        return await _stream(ref.bucket, ref.key, request, "private, max-age=60")
+
     # ---- pages --------------------------------------------------------------------------------
 
     page_dir = resources.files("avatarflow_notifier") / "static"
 
-    def _page(name: str, space_id: str) -> HTMLResponse:
-        config = {"spaceId": space_id, "ingestBaseUrl": settings.notifier_ingest_public_url.rstrip("/")}
+    def _page(name: str, space_id: str, *, uploads: bool) -> HTMLResponse:
+        # Only the editor page uploads, so only it learns the ingest origin; the end-user page's
+        # config and CSP name no other service (it talks to this origin alone).
+        ingest_origin = settings.notifier_ingest_public_url.rstrip("/") if uploads else ""
+        config = {"spaceId": space_id, **({"ingestBaseUrl": ingest_origin} if uploads else {})}
         # JSON in a non-executed <script> block; '<' escaped so it cannot close the element.
         config_json = json.dumps(config).replace("<", "\\u003c")
         body = (page_dir / name).read_text().replace("{{CONFIG_JSON}}", config_json)
         body = body.replace("{{SPACE_ID}}", html.escape(space_id))
-        ingest_origin = settings.notifier_ingest_public_url.rstrip("/")
         headers = {
-            "content-security-policy": PAGE_CSP.format(ingest=ingest_origin),
+            "content-security-policy": PAGE_CSP.format(ingest=ingest_origin).replace(" ;", ";"),
             "referrer-policy": "no-referrer",
             "x-content-type-options": "nosniff",
             "cache-control": "no-store",
@@ -485,11 +522,11 @@ def create_app(
     @app.get("/editor/{space_id}", response_class=HTMLResponse, tags=["pages"], summary="Space editor page")
     async def editor_page(space_id: str) -> HTMLResponse:
         # The page itself is public; its API calls carry the editor token from the URL fragment.
-        return _page("editor.html", space_id)
+        return _page("editor.html", space_id, uploads=True)
 
     @app.get("/spaces/{space_id}", response_class=HTMLResponse, tags=["pages"], summary="End-user view")
     async def space_page(space_id: str) -> HTMLResponse:
-        return _page("space.html", space_id)
+        return _page("space.html", space_id, uploads=False)
 
     # ---- operations -------------------------------------------------------------------------
 

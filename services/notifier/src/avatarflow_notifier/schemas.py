@@ -31,6 +31,13 @@ class PublicAvatarOut(BaseModel):
     poster: AssetOut | None
     idle_loop: AssetOut | None
     manifest: AssetOut | None
+    viseme_atlas: AssetOut | None = None
+    preview_clip: AssetOut | None = None
+    alternates: list[AssetOut] = Field(default_factory=list, description="the manifest's alternates, in its order")
+    files: dict[str, AssetOut] = Field(
+        default_factory=dict,
+        description="every file of the pack by the name manifest.json gives it (resolve manifest file names here)",
+    )
 
 
 class EditorAvatarOut(PublicAvatarOut):

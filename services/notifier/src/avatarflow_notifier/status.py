@@ -51,6 +51,14 @@ STAGE_ORDER: tuple[Stage, ...] = ("uploaded", "validated", "matted")
 
 # The avatar pack's asset names, in the order a viewer needs them.
 PACK_ASSETS: tuple[str, ...] = ("poster", "idle_loop", "manifest", "viseme_atlas", "preview_clip")
+# A pack's alternate encodings are stored as "alternate:<file name>" entries after PACK_ASSETS.
+ALTERNATE_PREFIX = "alternate:"
+
+
+def file_name(ref: AssetRef) -> str:
+    """The pack file an object holds (its key's last segment, the name the manifest uses)."""
+    return ref.key.rsplit("/", 1)[-1]
+
 
 PROMPT_TEMPLATE = (
     "Your avatar image couldn't be used: {message} Upload a different image or choose one of the pre-generated avatars."
@@ -155,6 +163,7 @@ def _event_outcome(event: Envelope) -> dict[str, Any]:
             ("manifest", _asset(event.manifest)),
             ("viseme_atlas", _asset(event.viseme_atlas)),
             ("preview_clip", _asset(event.preview_clip)),
+            *((ALTERNATE_PREFIX + file_name(_asset(ref)), _asset(ref)) for ref in event.alternates),
         )
         return {"status": "ready", "stage": None, "pack": pack}
     if isinstance(event, FaceRejected):

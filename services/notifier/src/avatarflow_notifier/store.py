@@ -122,9 +122,15 @@ def upload_from_row(row: Row[Any] | dict[str, Any]) -> UploadState:
         editor_messages=tuple(data["editor_messages"]),
         checks=tuple(data["checks"]),
         warnings=tuple(data["warnings"]),
-        pack=tuple((name, _asset_from(pack[name])) for name in status.PACK_ASSETS if name in pack),
+        pack=_pack_from(pack),
         failure=Failure(**data["failure"]) if data["failure"] else None,
     )
+
+
+def _pack_from(data: dict[str, Any]) -> tuple[tuple[str, AssetRef], ...]:
+    """Stored pack entries: the named assets in PACK_ASSETS order, then alternates as stored."""
+    names = [*status.PACK_ASSETS, *(n for n in data if n.startswith(status.ALTERNATE_PREFIX))]
+    return tuple((name, _asset_from(data[name])) for name in names if name in data)
 
 
 def avatar_to_json(avatar: CurrentAvatar) -> dict[str, Any]:
@@ -144,7 +150,7 @@ def avatar_from_json(data: dict[str, Any] | None) -> CurrentAvatar:
         kind=data["kind"],
         avatar_id=data.get("avatar_id"),
         upload_id=data.get("upload_id"),
-        assets=tuple((n, _asset_from(assets[n])) for n in status.PACK_ASSETS if n in assets),
+        assets=_pack_from(assets),
     )
 
 
