@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from avatarflow_contracts import DeadLetter
 from prometheus_client.parser import text_string_to_metric_families
 
-from avatarflow.devstack.harness import DEAD_LETTER_TOPIC, EVENT_TOPICS, GROUP_TOPICS, PipelineHarness, Upload
+from avatarflow.devstack.harness import DEAD_LETTER_TOPICS, EVENT_TOPICS, GROUP_TOPICS, PipelineHarness, Upload
 from avatarflow.devstack.processes import SERVICES
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
@@ -157,7 +157,8 @@ def test_poison_event_on_every_topic_is_dead_lettered_and_the_stream_flows_on(
     found: set[tuple[str, str, str]] = set()
     deadline = time.monotonic() + TIMEOUT_S
     while time.monotonic() < deadline and found != expected:
-        for record in harness.read_all((DEAD_LETTER_TOPIC,), idle_s=1.0)[DEAD_LETTER_TOPIC]:
+        letters = harness.read_all(tuple(DEAD_LETTER_TOPICS.values()), idle_s=1.0)
+        for dead_letter_topic, record in ((t, r) for t, rs in letters.items() for r in rs):
             # The original headers travel with the dead letter; its context is in dlt-* headers.
             tag = record.headers.get("poison-marker", b"").decode()
             if not tag.startswith(marker):
@@ -169,6 +170,7 @@ def test_poison_event_on_every_topic_is_dead_lettered_and_the_stream_flows_on(
             assert letter.error, "dead letter without the error"
             assert record.value == POISONS[kind](topic)  # original bytes kept, as the value
             assert letter.consumer_group == f"avatarflow-{letter.service}"
+            assert dead_letter_topic == DEAD_LETTER_TOPICS[letter.consumer_group]  # each group its own topic
             found.add((topic, kind, letter.consumer_group))
         time.sleep(1)
     assert found == expected, f"missing dead letters: {sorted(expected - found)}"
