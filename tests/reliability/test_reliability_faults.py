@@ -202,10 +202,18 @@ def test_duplicate_delivery_of_every_event_changes_nothing(
         "avatar.rendered",
         "face.rejected",
     }
+    renders_before = harness.logs()["animator"].count('"event": "rendered"')
+    reused_before = {n: harness.logs()[n].count('"event": "outputs_reused"') for n in ("matting", "animator")}
     fault_at = time.monotonic()
     harness.produce_many(replay)
     lag = harness.wait_lag_zero(TIMEOUT_S)
     assert not any(lag.values()), lag
+    # Issue 16 defect 6: the redelivered face.validated and avatar.matted were answered with the recorded
+    # outputs (head_ref checks), not a second cut-out and render.
+    logs = harness.logs()
+    assert logs["animator"].count('"event": "rendered"') == renders_before, "a redelivery re-rendered"
+    reused = {n: logs[n].count('"event": "outputs_reused"') - reused_before[n] for n in reused_before}
+    assert all(count >= 1 for count in reused.values()), reused
     after = harness.db_rows()
     changed = {
         u: (before[u]["status"], after[u]["status"])
@@ -218,6 +226,7 @@ def test_duplicate_delivery_of_every_event_changes_nothing(
     assert _terminal_event_ids(harness) == terminal_before, "a replay produced a new terminal outcome"
     _finish(harness, uploads, reliability_figures, "duplicate_delivery_all_topics", fault_at, faults=len(replay))
     reliability_figures["duplicate_delivery_all_topics"]["status_changes"] = len(changed)
+    reliability_figures["duplicate_delivery_all_topics"]["outputs_reused"] = reused
 
 
 def _terminal_event_ids(harness: PipelineHarness) -> dict[str, set[str]]:

@@ -4,6 +4,7 @@ originals/{upload_id}/{random}.{ext}     the uploaded file (random part: never g
 avatars/{upload_id}/matting/{name}.png   cut-out and editor previews (deterministic: a redelivery overwrites
                                          the same keys with the same bytes)
 avatars/{upload_id}/pack/{name}          the avatar pack (manifest.json, idle loop, atlas, preview, poster)
+avatars/{upload_id}/outputs/{stage}.json the output events a stage published (a redelivery re-publishes them)
 catalogue/...                            pre-generated avatars (notifier)
 idempotency/{sha256}.json                ingest's Idempotency-Key records (sha256 of space, editor and key)
 
@@ -29,6 +30,10 @@ def matting_key(upload_id: uuid.UUID, name: str) -> str:
 
 def pack_key(upload_id: uuid.UUID, name: str) -> str:
     return f"avatars/{upload_id}/pack/{name}"
+
+
+def outputs_key(upload_id: uuid.UUID, stage: str) -> str:
+    return f"avatars/{upload_id}/outputs/{stage}.json"
 
 
 def idempotency_record_key(space_id: str, subject: str, idempotency_key: str) -> str:
