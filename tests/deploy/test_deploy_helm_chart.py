@@ -140,7 +140,7 @@ def test_profile_renders_the_expected_kinds(rendered: tuple[str, list[Manifest]]
     if name.startswith("gpu-keda"):
         assert {"ScaledObject", "ServiceMonitor", "Ingress"} <= kinds
     if name == "gpu-keda-strimzi":
-        assert len(of_kind(manifests, "KafkaTopic")) == len(Topic)
+        assert len(of_kind(manifests, "KafkaTopic")) == len(ALL_TOPICS)
 
 
 # --------------------------------------------------------------------------- security and probes

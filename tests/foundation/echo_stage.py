@@ -6,7 +6,8 @@ With ECHO_CRASH_ONCE_FILE and ECHO_CRASH_ON (an upload id) set, the output for t
 is published and then the process dies with os._exit before the offset is committed, as a kill -9
 would. (The topic is shared by the whole test session, so the crash must target the test's record.)
 With ECHO_FAIL_ON (an upload id) the handler fails for good on that upload and the stage's
-``on_failure`` raises too: the failure path itself fails (issue 16, defect 2).
+``on_failure`` raises too: the failure path itself fails (issue 16, defect 2). With ECHO_FAIL_WHILE_FILE
+as well, it fails only while that file exists (deleting it is "deploying the fix").
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from avatarflow_runtime.settings import ServiceSettings
 crash_file = os.environ.get("ECHO_CRASH_ONCE_FILE")
 crash_on = os.environ.get("ECHO_CRASH_ON", "").encode()
 fail_on = os.environ.get("ECHO_FAIL_ON", "")
+fail_while = os.environ.get("ECHO_FAIL_WHILE_FILE")
 original_publish_then_ack = messaging.publish_then_ack
 
 
@@ -48,14 +50,15 @@ def broken_on_failure(event: ImageUploaded, error: BaseException, attempts: int)
 
 
 async def echo(event: ImageUploaded) -> list[Envelope]:
-    if fail_on and str(event.upload_id) == fail_on:
+    broken = fail_while is None or Path(fail_while).exists()
+    if fail_on and str(event.upload_id) == fail_on and broken:
         raise PermanentError("echo_refused", "this upload always fails")
     return [
         event.follow_up(
             AvatarFailed,
             stage="validator",
             error_code="echo",
-            error="echo",
+            error=f"echo {os.environ['ECHO_GROUP']}",  # which group processed it (replay test)
             editor_message="echo",
             retry_advice="retry_upload",
             attempts=1,

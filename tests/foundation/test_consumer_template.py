@@ -21,8 +21,20 @@ from pathlib import Path
 import boto3
 import pytest
 from aiokafka import AIOKafkaProducer
-from avatarflow_contracts import AvatarFailed, DeadLetter, ImageUploaded, ObjectRef, Topic, encode_event
+from avatarflow_contracts import (
+    DLQ_REPLAYS_TOPIC,
+    AvatarFailed,
+    DeadLetter,
+    DlqReplay,
+    ImageUploaded,
+    ObjectRef,
+    Topic,
+    dead_letter_topic,
+    encode_event,
+    retry_topic,
+)
 
+from avatarflow.cli import main as avatarctl
 from avatarflow.devstack import StackEndpoints
 from avatarflow.devstack.topics import Record, read_topic
 
@@ -60,6 +72,7 @@ class EchoStage:
         group: str,
         crash_on: str | None = None,
         fail_on: str | None = None,
+        fail_while: Path | None = None,
     ) -> None:
         self.ready = tmp / f"ready-{uuid.uuid4().hex}"
         env = {
@@ -74,6 +87,8 @@ class EchoStage:
             env["ECHO_CRASH_ON"] = crash_on
         if fail_on:
             env["ECHO_FAIL_ON"] = fail_on
+        if fail_while:
+            env["ECHO_FAIL_WHILE_FILE"] = str(fail_while)
         self.log = (tmp / f"echo-{uuid.uuid4().hex}.log").open("wb")
         self.proc = subprocess.Popen([sys.executable, str(ECHO)], env=env, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
@@ -105,13 +120,20 @@ def group() -> str:
 
 
 def dead_letters(
-    stack: StackEndpoints, until: Callable[[list[tuple[DeadLetter, Record]]], bool]
+    stack: StackEndpoints, group: str, until: Callable[[list[tuple[DeadLetter, Record]]], bool] | None = None
 ) -> list[tuple[DeadLetter, Record]]:
+    """``group``'s dead letters, until ``until`` holds (without it: everything there so far)."""
+
     def parsed(records: list[Record]) -> list[tuple[DeadLetter, Record]]:
         return [(DeadLetter.from_headers(r.headers), r) for r in records]
 
     records = asyncio.run(
-        read_topic(stack.kafka_bootstrap, Topic.DEAD_LETTER.value, timeout_s=90, until=lambda rs: until(parsed(rs)))
+        read_topic(
+            stack.kafka_bootstrap,
+            dead_letter_topic(group),
+            timeout_s=90,
+            until=None if until is None else (lambda rs: until(parsed(rs))),
+        )
     )
     return parsed(records)
 
@@ -151,7 +173,9 @@ def test_poison_records_go_to_dead_letter_and_stream_keeps_flowing(
     try:
         assert wait_output(stack, before.upload_id) and wait_output(stack, after.upload_id)
         letters = dead_letters(
-            stack, lambda ls: sum(1 for d, r in ls if d.consumer_group == group and marker.encode() in r.value) >= 5
+            stack,
+            group,
+            lambda ls: sum(1 for d, r in ls if d.consumer_group == group and marker.encode() in r.value) >= 5,
         )
         ours = [(d, r) for d, r in letters if d.consumer_group == group and marker.encode() in r.value]
         assert sorted(d.error_type.rsplit(".", 1)[-1] for d, _ in ours) == sorted(
@@ -185,6 +209,7 @@ def test_records_near_and_above_the_producer_limit_are_dead_lettered_without_blo
         assert wait_output(stack, after.upload_id), "the record after the large ones was never processed"
         letters = dead_letters(
             stack,
+            group,
             lambda ls: (
                 sum(1 for d, r in ls if d.consumer_group == group and marker in r.value[:100]) >= 1
                 and any(d.consumer_group == group and d.value_location == "s3" for d, _ in ls)
@@ -221,10 +246,8 @@ def test_a_failing_on_failure_still_dead_letters_and_never_skips_the_record(
     stage = EchoStage(stack, tmp_path, group, fail_on=str(doomed.upload_id))
     try:
         assert wait_output(stack, after.upload_id)
-        letters = dead_letters(
-            stack,
-            lambda ls: any(d.consumer_group == group and str(doomed.upload_id).encode() in r.value for d, r in ls),
-        )
+        mark = str(doomed.upload_id).encode()
+        letters = dead_letters(stack, group, lambda ls: any(mark in r.value for _, r in ls))
         ours = [d for d, r in letters if d.consumer_group == group and str(doomed.upload_id).encode() in r.value]
         assert len(ours) == 1
         assert ours[0].error_type.endswith("PermanentError") and ours[0].note
@@ -232,6 +255,84 @@ def test_a_failing_on_failure_still_dead_letters_and_never_skips_the_record(
         assert stage.proc.poll() is None
     finally:
         stage.stop()
+
+
+def outputs_by_group(
+    stack: StackEndpoints, upload_id: uuid.UUID, until: Callable[[list[str]], bool] | None = None
+) -> list[str]:
+    """The group name in each echo output for ``upload_id`` (echo_stage writes it into ``error``);
+    without ``until``, everything on the topic so far."""
+
+    def groups(records: list[Record]) -> list[str]:
+        return [
+            AvatarFailed.model_validate_json(r.value).error.split(" ", 1)[1] for r in records_for(records, upload_id)
+        ]
+
+    records = asyncio.run(
+        read_topic(
+            stack.kafka_bootstrap,
+            Topic.AVATAR_FAILED.value,
+            timeout_s=90,
+            until=None if until is None else (lambda rs: until(groups(rs))),
+        )
+    )
+    return groups(records)
+
+
+def test_replay_dlq_reruns_only_the_group_that_failed_and_journals_it(
+    stack: StackEndpoints, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 16 defect 5: one shared dead-letter topic and a replay to the source topic re-ran every group."""
+    for name, value in stack.service_env().items():  # avatarctl reads S3-held dead letters with this config
+        monkeypatch.setenv(name, value)
+    healthy, failing = f"test-echo-ok-{uuid.uuid4().hex[:6]}", f"test-echo-bad-{uuid.uuid4().hex[:6]}"
+    doomed = uploaded()
+    asyncio.run(produce(stack.kafka_bootstrap, [encode_event(doomed)]))
+    ok = EchoStage(stack, tmp_path, healthy)
+    bug = tmp_path / "bug-present"
+    bug.write_text("the stage has a bug")
+    bad = EchoStage(stack, tmp_path, failing, fail_on=str(doomed.upload_id), fail_while=bug)
+    try:
+        assert outputs_by_group(stack, doomed.upload_id, lambda gs: healthy in gs).count(healthy) == 1
+        mark = str(doomed.upload_id).encode()
+        letters = dead_letters(stack, failing, lambda ls: any(mark in r.value for _, r in ls))
+        (letter,) = [d for d, r in letters if mark in r.value]
+        assert letter.consumer_group == failing and letter.topic == Topic.IMAGE_UPLOADED.value
+        bug.unlink()  # the fix is deployed (no restart: a rebalance on Tansu costs a session timeout)
+        capsys.readouterr()
+        assert avatarctl(["replay-dlq", "--group", failing, "--bootstrap", stack.kafka_bootstrap]) == 0
+        assert f"-> {retry_topic(failing)}" in capsys.readouterr().out
+        groups = outputs_by_group(stack, doomed.upload_id, lambda gs: failing in gs)
+        assert groups.count(failing) == 1, "the failed group processed the replayed record"
+        time.sleep(3)  # the healthy group would have had its chance to see the record again by now
+        groups = outputs_by_group(stack, doomed.upload_id)
+        assert groups.count(healthy) == 1, "the replay reached a group that had not failed"
+        journals = [
+            DlqReplay.model_validate_json(r.value)
+            for r in asyncio.run(read_topic(stack.kafka_bootstrap, DLQ_REPLAYS_TOPIC, idle_s=1))
+        ]
+        ours = [j for j in journals if j.consumer_group == failing]
+        assert len(ours) == 1 and ours[0].retry_topic == retry_topic(failing)
+        replayed = {r.dead_letter_id: r for r in ours[0].records}
+        assert replayed[letter.dead_letter_id].offset == letter.offset
+        assert replayed[letter.dead_letter_id].topic == Topic.IMAGE_UPLOADED.value
+        # The group also met the module's earlier poison records: replayed, they fail again and are
+        # dead-lettered anew, still naming their event topic, with the retry record they came back as.
+        again = [
+            (d, r)
+            for d, r in dead_letters(stack, failing)
+            if d.note and f"replayed via {retry_topic(failing)}" in d.note
+        ]
+        assert len(again) == len(replayed) - 1 and not any(mark in r.value for _, r in again)
+        assert all(d.topic == Topic.IMAGE_UPLOADED.value for d, _ in again)
+        # A second run skips every dead letter the first one replayed; only the new ones go.
+        assert avatarctl(["replay-dlq", "--group", failing, "--bootstrap", stack.kafka_bootstrap]) == 0
+        out = capsys.readouterr().out
+        assert f"{len(again)} record(s) replayed to {retry_topic(failing)}" in out
+        assert f"; {len(replayed)} already replayed" in out
+    finally:
+        ok.stop()
+        bad.stop()
 
 
 def test_crash_before_commit_redelivers_and_output_is_idempotent(

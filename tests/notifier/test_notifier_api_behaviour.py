@@ -337,3 +337,28 @@ async def test_openapi_documents_every_endpoint_with_models(live_server):
         operation = next(iter(paths[path].values()))
         assert "$ref" in json.dumps(operation["responses"]["200"]), path
     assert {"401", "403"} <= set(paths["/v1/spaces/{space_id}/events"]["get"]["responses"])
+
+
+async def test_readyz_reflects_the_broker_connection(pg_url, s3, stack):
+    """Issue 16: the notifier's /readyz checked only its database, so it stayed ready without a broker."""
+    from avatarflow_notifier.api import create_app
+    from avatarflow_notifier.catalogue import Catalogue
+    from avatarflow_notifier.consumer import build_runtime
+    from notifier_fixtures import notifier_settings
+
+    settings = notifier_settings(pg_url, s3.endpoint, kafka_bootstrap_servers=stack.kafka_bootstrap)
+    store = StatusStore.from_url(pg_url, support_url="x")
+    runtime = build_runtime(settings, store)  # the service's own broker check, as create_service_app wires it
+    app = create_app(settings, store, Catalogue.from_settings(settings), readiness=runtime.readiness_checks)
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+            before = await client.get("/readyz")
+            await runtime.broker.start()
+            connected = await client.get("/readyz")
+            await runtime.broker.stop()
+            after = await client.get("/readyz")
+    finally:
+        await store.close()
+    assert (before.status_code, before.json()) == (503, {"status": "broker unreachable"})
+    assert (connected.status_code, connected.json()) == (200, {"status": "ready"})
+    assert (after.status_code, after.json()) == (503, {"status": "broker unreachable"})

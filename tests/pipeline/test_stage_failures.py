@@ -15,6 +15,7 @@ from avatarflow_contracts import (
     AvatarFailed,
     AvatarMatted,
     Box,
+    ConsumerGroup,
     DeadLetter,
     Envelope,
     FaceGeometry,
@@ -24,6 +25,7 @@ from avatarflow_contracts import (
     ObjectRef,
     Point,
     Topic,
+    dead_letter_topic,
     encode_event,
 )
 
@@ -76,7 +78,7 @@ async def publish(stack: StackEndpoints, event: Envelope) -> None:
         await producer.stop()
 
 
-def wait_failed(stack: StackEndpoints, upload_id: uuid.UUID) -> tuple[AvatarFailed, list[DeadLetter]]:
+def wait_failed(stack: StackEndpoints, upload_id: uuid.UUID, group: str) -> tuple[AvatarFailed, list[DeadLetter]]:
     marker = str(upload_id).encode()
     failed = asyncio.run(
         read_topic(
@@ -88,7 +90,7 @@ def wait_failed(stack: StackEndpoints, upload_id: uuid.UUID) -> tuple[AvatarFail
     )
     events = [AvatarFailed.model_validate_json(r.value) for r in failed if marker in r.value]
     assert events, f"no avatar.failed for {upload_id}"
-    records = asyncio.run(read_topic(stack.kafka_bootstrap, Topic.DEAD_LETTER.value, idle_s=1))
+    records = asyncio.run(read_topic(stack.kafka_bootstrap, dead_letter_topic(group), idle_s=1))
     # Dead letters keep the original bytes as their value, the context in dlt-* headers.
     ours = [DeadLetter.from_headers(r.headers) for r in records if marker in r.value]
     return events[0], ours
@@ -123,7 +125,7 @@ def test_matting_missing_original_ends_in_avatar_failed(
         checks=[],
     )
     asyncio.run(publish(stack, event))
-    failed, letters = wait_failed(stack, event.upload_id)
+    failed, letters = wait_failed(stack, event.upload_id, ConsumerGroup.MATTING.value)
     assert failed.stage == "matting" and failed.error_code == "object_missing" and failed.attempts == 1
     assert failed.editor_message and failed.retry_advice == "retry_upload"
     assert letters and letters[0].service == "matting" and letters[0].topic == Topic.FACE_VALIDATED.value
@@ -159,7 +161,7 @@ def test_animator_corrupt_cutout_ends_in_avatar_failed(
         quality=MattingQuality(alpha_coverage=0.4, edge_band_px=3, residual_background=0.01, confidence=0.9),
     )
     asyncio.run(publish(stack, event))
-    failed, letters = wait_failed(stack, event.upload_id)
+    failed, letters = wait_failed(stack, event.upload_id, ConsumerGroup.ANIMATOR.value)
     assert failed.stage == "animator" and failed.error_code == "corrupt_object"
     assert letters and letters[0].error_type == "avatarflow_runtime.errors.CorruptObject"
     assert stages["animator"].popen is not None and stages["animator"].popen.poll() is None

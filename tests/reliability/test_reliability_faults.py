@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from avatarflow_contracts import DeadLetter
 from prometheus_client.parser import text_string_to_metric_families
 
-from avatarflow.devstack.harness import DEAD_LETTER_TOPIC, EVENT_TOPICS, GROUP_TOPICS, PipelineHarness, Upload
+from avatarflow.devstack.harness import DEAD_LETTER_TOPICS, EVENT_TOPICS, GROUP_TOPICS, PipelineHarness, Upload
 from avatarflow.devstack.processes import SERVICES
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
@@ -157,7 +157,8 @@ def test_poison_event_on_every_topic_is_dead_lettered_and_the_stream_flows_on(
     found: set[tuple[str, str, str]] = set()
     deadline = time.monotonic() + TIMEOUT_S
     while time.monotonic() < deadline and found != expected:
-        for record in harness.read_all((DEAD_LETTER_TOPIC,), idle_s=1.0)[DEAD_LETTER_TOPIC]:
+        letters = harness.read_all(tuple(DEAD_LETTER_TOPICS.values()), idle_s=1.0)
+        for dead_letter_topic, record in ((t, r) for t, rs in letters.items() for r in rs):
             # The original headers travel with the dead letter; its context is in dlt-* headers.
             tag = record.headers.get("poison-marker", b"").decode()
             if not tag.startswith(marker):
@@ -169,6 +170,7 @@ def test_poison_event_on_every_topic_is_dead_lettered_and_the_stream_flows_on(
             assert letter.error, "dead letter without the error"
             assert record.value == POISONS[kind](topic)  # original bytes kept, as the value
             assert letter.consumer_group == f"avatarflow-{letter.service}"
+            assert dead_letter_topic == DEAD_LETTER_TOPICS[letter.consumer_group]  # each group its own topic
             found.add((topic, kind, letter.consumer_group))
         time.sleep(1)
     assert found == expected, f"missing dead letters: {sorted(expected - found)}"
@@ -200,10 +202,18 @@ def test_duplicate_delivery_of_every_event_changes_nothing(
         "avatar.rendered",
         "face.rejected",
     }
+    renders_before = harness.logs()["animator"].count('"event": "rendered"')
+    reused_before = {n: harness.logs()[n].count('"event": "outputs_reused"') for n in ("matting", "animator")}
     fault_at = time.monotonic()
     harness.produce_many(replay)
     lag = harness.wait_lag_zero(TIMEOUT_S)
     assert not any(lag.values()), lag
+    # Issue 16 defect 6: the redelivered face.validated and avatar.matted were answered with the recorded
+    # outputs (head_ref checks), not a second cut-out and render.
+    logs = harness.logs()
+    assert logs["animator"].count('"event": "rendered"') == renders_before, "a redelivery re-rendered"
+    reused = {n: logs[n].count('"event": "outputs_reused"') - reused_before[n] for n in reused_before}
+    assert all(count >= 1 for count in reused.values()), reused
     after = harness.db_rows()
     changed = {
         u: (before[u]["status"], after[u]["status"])
@@ -216,6 +226,7 @@ def test_duplicate_delivery_of_every_event_changes_nothing(
     assert _terminal_event_ids(harness) == terminal_before, "a replay produced a new terminal outcome"
     _finish(harness, uploads, reliability_figures, "duplicate_delivery_all_topics", fault_at, faults=len(replay))
     reliability_figures["duplicate_delivery_all_topics"]["status_changes"] = len(changed)
+    reliability_figures["duplicate_delivery_all_topics"]["outputs_reused"] = reused
 
 
 def _terminal_event_ids(harness: PipelineHarness) -> dict[str, set[str]]:

@@ -138,12 +138,12 @@ def _print_broker_summary(bootstrap: str) -> None:
     async def count() -> Counter[str]:
         counts: Counter[str] = Counter()
         for topic in ALL_TOPICS:
-            counts[topic.value] = len(await read_topic(bootstrap, topic.value, idle_s=0.5, timeout_s=5))
+            counts[topic] = len(await read_topic(bootstrap, topic, idle_s=0.5, timeout_s=5))
         return counts
 
     print("\nEvents on the broker:")
     for topic, n in asyncio.run(count()).items():
-        print(f"  {topic:<24} {n}")
+        print(f"  {topic:<28} {n}")
 
 
 def _wait_for_interrupt() -> None:

@@ -43,7 +43,6 @@ EVENT_TOPICS = (
     "avatar.rendered",
     "avatar.failed",
 )
-DEAD_LETTER_TOPIC = "avatarflow.dead-letter"
 # Consumer group -> the topics it consumes (docs/architecture.md).
 GROUP_TOPICS: dict[str, tuple[str, ...]] = {
     "avatarflow-validator": ("image.uploaded",),
@@ -51,6 +50,8 @@ GROUP_TOPICS: dict[str, tuple[str, ...]] = {
     "avatarflow-animator": ("avatar.matted",),
     "avatarflow-notifier": EVENT_TOPICS,
 }
+# Each group's own dead-letter topic (issue 16: replay re-runs exactly the group that failed).
+DEAD_LETTER_TOPICS: dict[str, str] = {group: f"{group}.dlq" for group in GROUP_TOPICS}
 # Object references carried by events whose outputs we check (invariant b).
 OUTPUT_REFS = {
     "avatar.matted": ("original", "cutout", "preview_on_white", "preview_on_dark"),

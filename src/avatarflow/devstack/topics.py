@@ -36,17 +36,16 @@ async def read_topic(
     await consumer.start()
     records: list[Record] = []
     try:
-        partitions = consumer.partitions_for_topic(topic)
-        deadline = time.monotonic() + 10
-        while not partitions and time.monotonic() < deadline:
-            await consumer.client.force_metadata_update()
-            partitions = consumer.partitions_for_topic(topic)
-            await asyncio.sleep(0.2)
-        tps = [TopicPartition(topic, p) for p in sorted(partitions or [])]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
         started = last_new = time.monotonic()
-        while True:
+        # A topic nobody has written yet (a group's dead-letter topic before its first dead letter)
+        # has no partitions: with ``until``, keep looking for it until the timeout.
+        wait_s = timeout_s if until is not None else min(10.0, timeout_s)
+        partitions = await _partitions(consumer, topic, wait_s)
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        if tps:
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+        while tps:
             batch = await consumer.getmany(timeout_ms=200)
             for tp_records in batch.values():
                 for r in tp_records:
@@ -62,3 +61,14 @@ async def read_topic(
     finally:
         await consumer.stop()
     return records
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str, wait_s: float) -> set[int]:
+    deadline = time.monotonic() + wait_s
+    while True:
+        # A fresh metadata request (AIOKafkaConsumer.topics() would not refresh partitions_for_topic).
+        await consumer._client.force_metadata_update()
+        partitions = consumer.partitions_for_topic(topic)
+        if partitions or time.monotonic() >= deadline:
+            return set(partitions or ())
+        await asyncio.sleep(0.5)

@@ -149,13 +149,19 @@ default
 
 {{/* Every topic the chart provisions (avatarflow_contracts.topics.ALL_TOPICS; a deploy test keeps them equal). */}}
 {{- define "avatarflow.topicNames" -}}
-image.uploaded face.validated face.rejected avatar.matted avatar.rendered avatar.failed avatarflow.dead-letter
+{{- $groups := list "avatarflow-validator" "avatarflow-matting" "avatarflow-animator" "avatarflow-notifier" -}}
+{{- $names := list "image.uploaded" "face.validated" "face.rejected" "avatar.matted" "avatar.rendered" "avatar.failed" -}}
+{{- range $group := $groups -}}
+{{- $names = append $names (printf "%s.retry" $group) -}}
+{{- $names = append $names (printf "%s.dlq" $group) -}}
+{{- end -}}
+{{- join " " (append $names "avatarflow.dlq-replays") -}}
 {{- end -}}
 
 {{/* retention.ms of one topic: dead-letter topics keep their records longer. */}}
 {{- define "avatarflow.topicRetentionMs" -}}
 {{- $p := .root.Values.kafka.topics.provisioning -}}
-{{- if or (eq .topic "avatarflow.dead-letter") (hasSuffix ".dlq" .topic) -}}
+{{- if or (eq .topic "avatarflow.dlq-replays") (hasSuffix ".dlq" .topic) -}}
 {{- $p.deadLetterRetentionMs | int64 -}}
 {{- else -}}
 {{- $p.retentionMs | int64 -}}

@@ -21,6 +21,7 @@ from .events import (
     Box,
     CheckResult,
     DeadLetter,
+    DlqReplay,
     Envelope,
     FaceGeometry,
     FaceRejected,
@@ -30,6 +31,7 @@ from .events import (
     MattingQuality,
     ObjectRef,
     Point,
+    ReplayedRecord,
     new_trace_id,
 )
 from .manifest import AvatarManifest
@@ -42,10 +44,20 @@ from .reasons import (
     editor_message,
     order_reasons,
 )
-from .topics import ALL_TOPICS, PARTITION_KEY_FIELD, ConsumerGroup, Topic
+from .topics import (
+    ALL_TOPICS,
+    DLQ_REPLAYS_TOPIC,
+    PARTITION_KEY_FIELD,
+    STAGE_GROUPS,
+    ConsumerGroup,
+    Topic,
+    dead_letter_topic,
+    retry_topic,
+)
 
 __all__ = [
     "ALL_TOPICS",
+    "DLQ_REPLAYS_TOPIC",
     "EDITOR_MESSAGES",
     "EVENT_MODELS",
     "MAX_EVENT_BYTES",
@@ -53,6 +65,7 @@ __all__ = [
     "REASON_PRIORITY",
     "SCHEMA_MAJOR",
     "SCHEMA_VERSION",
+    "STAGE_GROUPS",
     "SUPPORT_TICKET_URL",
     "TERMINAL_EVENT_TYPES",
     "AvatarFailed",
@@ -63,6 +76,7 @@ __all__ = [
     "CheckResult",
     "ConsumerGroup",
     "DeadLetter",
+    "DlqReplay",
     "Envelope",
     "EventTooLarge",
     "FaceGeometry",
@@ -76,13 +90,16 @@ __all__ = [
     "Point",
     "PoisonEvent",
     "ReasonCode",
+    "ReplayedRecord",
     "Topic",
     "UnknownSchemaVersion",
     "WarningCode",
+    "dead_letter_topic",
     "decode_any",
     "decode_event",
     "editor_message",
     "encode_event",
     "new_trace_id",
     "order_reasons",
+    "retry_topic",
 ]

@@ -361,6 +361,27 @@ class DeadLetter(_Model):
         )
 
 
+class ReplayedRecord(_Model):
+    dead_letter_id: uuid.UUID
+    topic: str = Field(description="the event topic the record came from")
+    partition: int
+    offset: int
+    error_type: str
+
+
+class DlqReplay(_Model):
+    """One ``avatarctl replay-dlq`` run, on ``avatarflow.dlq-replays``: what went back to which group."""
+
+    replay_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    schema_version: str = SCHEMA_VERSION
+    replayed_at: AwareDatetime = Field(default_factory=utcnow)
+    consumer_group: str
+    dead_letter_topic: str
+    retry_topic: str
+    filters: dict[str, str] = Field(default_factory=dict, description="the selection the operator asked for")
+    records: list[ReplayedRecord]
+
+
 EVENT_MODELS: dict[Topic, type[Envelope]] = {
     Topic.IMAGE_UPLOADED: ImageUploaded,
     Topic.FACE_VALIDATED: FaceValidated,

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .events import EVENT_MODELS, DeadLetter
+from .events import EVENT_MODELS, DeadLetter, DlqReplay
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
 
@@ -15,6 +15,7 @@ def event_schemas() -> dict[str, dict[str, Any]]:
     """File name -> JSON Schema, for every topic's payload and the dead-letter record."""
     schemas = {f"{topic.value}.schema.json": model.model_json_schema() for topic, model in EVENT_MODELS.items()}
     schemas["dead-letter.schema.json"] = DeadLetter.model_json_schema()
+    schemas["dlq-replay.schema.json"] = DlqReplay.model_json_schema()
     try:
         from .manifest import AvatarManifest
 

@@ -6,6 +6,7 @@ avatars/{upload_id}/matting/{name}.png   cut-out and editor previews (determinis
 avatars/{upload_id}/pack/{version}/{name} the avatar pack (manifest.json, idle loop, atlas, preview, poster);
                                          version = the cut-out's sha256 (16 hex), so a pack made from
                                          other input never overwrites the one an event advertises
+avatars/{upload_id}/outputs/{stage}.json the output events a stage published (a redelivery re-publishes them)
 catalogue/...                            pre-generated avatars (notifier)
 idempotency/{sha256}.json                ingest's Idempotency-Key records (sha256 of space, editor and key)
 idempotency/confirm-{upload_id}.json     ingest's record of a confirmed presigned upload (the ticket is spent)
@@ -41,6 +42,10 @@ def pack_key(upload_id: uuid.UUID, name: str, version: str) -> str:
 def confirm_record_key(upload_id: uuid.UUID) -> str:
     """Created with a conditional write by the first confirm of a presigned upload: one grant, one upload."""
     return f"idempotency/confirm-{upload_id}.json"
+
+
+def outputs_key(upload_id: uuid.UUID, stage: str) -> str:
+    return f"avatars/{upload_id}/outputs/{stage}.json"
 
 
 def idempotency_record_key(space_id: str, subject: str, idempotency_key: str) -> str:

@@ -30,9 +30,24 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from aiokafka.errors import KafkaConnectionError, KafkaError, MessageSizeTooLargeError, RecordTooLargeError
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
-from avatarflow_contracts import DeadLetter, Envelope, PoisonEvent, Topic, decode_event, encode_event
+from avatarflow_contracts import (
+    DeadLetter,
+    Envelope,
+    MalformedEvent,
+    PoisonEvent,
+    Topic,
+    dead_letter_topic,
+    decode_event,
+    encode_event,
+    retry_topic,
+)
 from avatarflow_contracts.events import DLT_PREFIX, MAX_EXCEPTION_MESSAGE
-from avatarflow_contracts.topics import HEADER_EVENT_TYPE, HEADER_SCHEMA_VERSION, HEADER_TRACEPARENT
+from avatarflow_contracts.topics import (
+    HEADER_EVENT_TYPE,
+    HEADER_REPLAY_ORIGINAL_TOPIC,
+    HEADER_SCHEMA_VERSION,
+    HEADER_TRACEPARENT,
+)
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 
@@ -104,6 +119,8 @@ class EventBus:
         self.service = settings.service_name
         self.store = store
         self._publishers: dict[str, Any] = {}
+        # group -> event topic -> the stage that handles it (routes records on the group's retry topic)
+        self.retry_routes: dict[str, dict[str, StageSpec[Any]]] = {}
 
     def declare(self, topic: Topic, schema: type[Any], description: str = "") -> None:
         """Register a publisher so it appears (with its payload schema) in the AsyncAPI document."""
@@ -178,10 +195,15 @@ class EventBus:
         key: bytes | None = record.key
         # A replayed record may carry the dlt-* headers of its previous dead-lettering: replace them.
         original = [(k, v or b"") for k, v in (getattr(record, "headers", None) or ()) if not k.startswith(DLT_PREFIX)]
+        # A record from the retry topic keeps naming the event topic it came from, so it can be replayed again.
+        source_topic = dict(original).get(HEADER_REPLAY_ORIGINAL_TOPIC, b"").decode() or record.topic
+        if source_topic != record.topic:
+            via = f"replayed via {record.topic}[{record.partition}]@{record.offset}"
+            note = f"{note}; {via}" if note else via
         letter = DeadLetter(
             service=self.service,
             consumer_group=group,
-            topic=record.topic,
+            topic=source_topic,
             partition=record.partition,
             offset=record.offset,
             timestamp_ms=getattr(record, "timestamp", None),
@@ -204,7 +226,7 @@ class EventBus:
                 letter = letter.model_copy(update={"headers_dropped": True})
         headers = {k: v.decode("utf-8", "backslashreplace") for k, v in original}
         headers.update({k: v.decode() for k, v in letter.to_headers()})
-        await self._send(Topic.DEAD_LETTER.value, value, key, headers)
+        await self._send(dead_letter_topic(group), value, key, headers)
         metrics.DEAD_LETTERS.labels(self.service, type(error).__name__).inc()
         log.warning(
             "dead_lettered",
@@ -255,7 +277,49 @@ def stage_consumer(broker: KafkaBroker, bus: EventBus, settings: ServiceSettings
     async def consume(message: KafkaMessage) -> None:
         await process_record(message, bus=bus, settings=settings, spec=spec)
 
+    routes = bus.retry_routes.setdefault(spec.group_id, {})
+    if not routes:
+        _group_channels(broker, bus, settings, spec.group_id)
+    routes[spec.topic.value] = spec
     return consume
+
+
+def _group_channels(broker: KafkaBroker, bus: EventBus, settings: ServiceSettings, group: str) -> None:
+    """The group's own retry topic (consumed by this group alone) and dead-letter topic (published)."""
+    service, retry, dead = settings.service_name, retry_topic(group), dead_letter_topic(group)
+    bus._publishers[dead] = broker.publisher(
+        dead,
+        title=f"{service}:{dead}:publish",
+        description=(
+            f"Dead letters of group {group}: the original key and bytes (an S3 ObjectRef when too large), "
+            "context in dlt-* headers (see dead-letter.schema.json)"
+        ),
+    )
+
+    @broker.subscriber(
+        retry,
+        group_id=group,
+        ack_policy=AckPolicy.MANUAL,
+        auto_offset_reset="earliest",
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+        heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
+        max_poll_interval_ms=settings.kafka_max_poll_interval_ms,
+        title=f"{service}:{retry}:consume",
+        description=f"Records replayed from {dead} (avatarctl replay-dlq --group {group}), for this group only",
+    )
+    async def consume_retry(message: KafkaMessage) -> None:
+        headers = dict(getattr(message.raw_message, "headers", None) or ())
+        original = (headers.get(HEADER_REPLAY_ORIGINAL_TOPIC) or b"").decode("utf-8", "replace")
+        routes = bus.retry_routes[group]
+        spec = routes.get(original)
+        if spec is not None:
+            await process_record(message, bus=bus, settings=settings, spec=spec)
+            return
+        unroutable = MalformedEvent(f"retry record names topic {original!r}, not one group {group} consumes")
+        try:
+            await _dead_letter(message, bus, settings, next(iter(routes.values())), unroutable, attempts=1)
+        except Exception:
+            await retry_later(message, settings)
 
 
 @dataclass

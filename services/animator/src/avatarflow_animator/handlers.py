@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import cv2
 import numpy as np
 from avatarflow_contracts import AvatarFailed, AvatarMatted, AvatarRendered, Envelope, ObjectRef
+from avatarflow_runtime.dedup import record_outputs, recorded_outputs
 from avatarflow_runtime.errors import PermanentError
 from avatarflow_runtime.failures import failure_event
 from avatarflow_runtime.keys import pack_key
@@ -109,6 +110,14 @@ class AnimationStage:
         return pack
 
     async def handle(self, event: AvatarMatted) -> list[Envelope]:
+        # A redelivery (crash before the commit, rebalance, replay) re-publishes the recorded outputs.
+        if (recorded := await recorded_outputs(self.store, event, "animator")) is not None:
+            return recorded
+        outputs = await self._render_and_store(event)
+        await record_outputs(self.store, event, "animator", outputs)
+        return outputs
+
+    async def _render_and_store(self, event: AvatarMatted) -> list[Envelope]:
         png = await self.store.get_bytes(event.cutout, max_bytes=self.settings.animator_max_cutout_bytes)
         RENDERS_IN_FLIGHT.inc()
         started = time.perf_counter()

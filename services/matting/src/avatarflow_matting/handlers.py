@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from avatarflow_contracts import AvatarFailed, AvatarMatted, Envelope, FaceValidated
 from avatarflow_imaging import ImageError, decode_image
+from avatarflow_runtime.dedup import record_outputs, recorded_outputs
 from avatarflow_runtime.errors import PermanentError
 from avatarflow_runtime.failures import failure_event
 from avatarflow_runtime.keys import matting_key
@@ -50,6 +51,14 @@ class MattingStage:
         return cut_out(image.rgb, event.face, illustration_hint=event.illustration_hint, matter=self.matter)
 
     async def handle(self, event: FaceValidated) -> list[Envelope]:
+        # A redelivery (crash before the commit, rebalance, replay) re-publishes the recorded outputs.
+        if (recorded := await recorded_outputs(self.store, event, "matting")) is not None:
+            return recorded
+        outputs = await self._cut_out_and_store(event)
+        await record_outputs(self.store, event, "matting", outputs)
+        return outputs
+
+    async def _cut_out_and_store(self, event: FaceValidated) -> list[Envelope]:
         data = await self.store.get_bytes(event.original, max_bytes=self.settings.matting_max_image_bytes)
         result = await asyncio.get_running_loop().run_in_executor(self.executor, self._cut_out, data, event)
         cutout, white, dark = await asyncio.gather(

@@ -24,7 +24,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
 from datetime import datetime
 from importlib import resources
 from typing import Annotated, Any
@@ -173,8 +173,13 @@ def create_app(
     catalogue: Catalogue,
     *,
     broadcaster: Broadcaster | None = None,
+    readiness: Mapping[str, Callable[[], Awaitable[None]]] | None = None,
 ) -> FastAPI:
-    """The notifier web app. ``store`` and ``catalogue`` are owned by the caller (closed by it)."""
+    """The notifier web app. ``store`` and ``catalogue`` are owned by the caller (closed by it).
+
+    ``readiness``: more checks for ``/readyz`` besides the database, by name (the service passes its
+    broker connection, so a notifier that lost the broker stops getting traffic)."""
+    extra_checks = dict(readiness or {})
     broadcaster = broadcaster or Broadcaster()
     store.add_listener(broadcaster.publish)
     install_log_redaction()
@@ -537,15 +542,16 @@ def create_app(
     @app.get(
         "/readyz",
         response_model=HealthOut,
-        responses={503: {"model": HealthOut, "description": "database unreachable"}},
+        responses={503: {"model": HealthOut, "description": "database (or broker) unreachable"}},
         tags=["operations"],
     )
     async def readyz() -> HealthOut | JSONResponse:
-        try:
-            await asyncio.wait_for(store.ping(), timeout=3)
-        except Exception as exc:  # any failure means "not ready"; the reason goes to the log
-            log.warning("readiness check failed: %s", type(exc).__name__)
-            return JSONResponse({"status": "database unreachable"}, status_code=503)
+        for name, check in {"database": store.ping, **extra_checks}.items():
+            try:
+                await asyncio.wait_for(check(), timeout=5)
+            except Exception as exc:  # any failure means "not ready"; the reason goes to the log
+                log.warning("readiness check %s failed: %s", name, type(exc).__name__)
+                return JSONResponse({"status": f"{name} unreachable"}, status_code=503)
         return HealthOut(status="ready")
 
     @app.get(

@@ -71,7 +71,8 @@ def create_service_app(settings: NotifierSettings | None = None) -> FastAPI:
     store = StatusStore.from_url(settings.database_url, support_url=settings.notifier_support_url)
     catalogue = Catalogue.from_settings(settings)
     runtime = build_runtime(settings, store)
-    app = create_app(settings, store, catalogue)
+    # /readyz also reflects the broker connection (the consumers), not only the database.
+    app = create_app(settings, store, catalogue, readiness={"broker": runtime.readiness_checks["broker"]})
     api_lifespan = app.router.lifespan_context
 
     @asynccontextmanager
