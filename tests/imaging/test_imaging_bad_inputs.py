@@ -268,3 +268,25 @@ def test_a_decompression_bomb_is_refused_with_the_configured_cap(max_pixels: int
     for message in (str(header_error.value), str(decode_error.value)):
         assert f"{max_pixels:,} pixels" in message, message
         assert "DOS attack" not in message and str(Image.MAX_IMAGE_PIXELS) not in message.replace(",", "")
+
+
+def test_reading_a_png_header_decodes_no_pixels() -> None:
+    """Issue 19 item 3: Pillow's PNG getexif() decoded whole 36 MP images inside the header check,
+    on the event loop of ingest and of the validator's pre-check."""
+    side = 6000
+    buffer = io.BytesIO()
+    Image.new("RGB", (side, side), (90, 120, 150)).save(buffer, format="PNG", compress_level=1)
+    loads: list[str] = []
+    original_load = Image.Image.load
+
+    def counting_load(self: Image.Image):  # type: ignore[no-untyped-def]
+        loads.append(self.format or "?")
+        return original_load(self)
+
+    Image.Image.load = counting_load  # type: ignore[method-assign]
+    try:
+        header = read_header(buffer.getvalue(), max_pixels=40_000_000)
+    finally:
+        Image.Image.load = original_load  # type: ignore[method-assign]
+    assert (header.width, header.height, header.format) == (side, side, "png")
+    assert loads == []

@@ -114,16 +114,16 @@ async def test_editor_endpoint_matrix(spaces_with_data, cell, method, template, 
         status_code, text = await call(client, method, template.format(space=SPACE_A), token, body)
         assert status_code == EDITOR_EXPECTED[cell], text
         if status_code == 401:
-            assert text == '{"detail":"missing or invalid credentials"}'
+            assert text == '{"error":"unauthorized","detail":"missing or invalid credentials"}'
         if status_code == 403:
-            assert text == '{"detail":"not an editor of this space"}'
+            assert text == '{"error":"forbidden","detail":"not an editor of this space"}'
         if status_code == 200:
             assert SPACE_B not in text  # nothing of another space
         # Space B (exists) and an unknown space answer the A editor identically: 403, no leak.
         if cell == "editor_a":
             b = await call(client, method, template.format(space=SPACE_B), token, body)
             unknown = await call(client, method, template.format(space=SPACE_UNKNOWN), token, body)
-            assert b == unknown == (403, '{"detail":"not an editor of this space"}')
+            assert b == unknown == (403, '{"error":"forbidden","detail":"not an editor of this space"}')
 
 
 @pytest.mark.parametrize("cell", list(EDITOR_EXPECTED))

@@ -66,8 +66,15 @@ def open_checked(data: bytes, *, max_pixels: int, max_side: int) -> tuple[str, I
     return fmt, image
 
 
-def exif_orientation(image: Image.Image) -> int:
-    """EXIF orientation 1..8 (1 when absent or unreadable: a broken EXIF block is not fatal)."""
+def exif_orientation(image: Image.Image, *, header_only: bool = False) -> int:
+    """EXIF orientation 1..8 (1 when absent or unreadable: a broken EXIF block is not fatal).
+
+    ``header_only``: never decode pixels to find it. Pillow's PNG ``getexif()`` decodes the whole
+    image when no eXIf chunk came before the image data (a 36 MP PNG: about a second of CPU, on the
+    caller's thread: the event loop, for an upload's admission check); then 1 is assumed here and the
+    full decode, which loads the image anyway, reads the real value."""
+    if header_only and image.format == "PNG" and "exif" not in image.info:
+        return 1
     try:
         value = image.getexif().get(0x0112, 1)
         value = int(value)

@@ -20,7 +20,7 @@ def read_header(data: bytes, *, max_pixels: int, max_side: int = DEFAULT_MAX_SID
     fmt, image = open_checked(data, max_pixels=max_pixels, max_side=max_side)
     try:
         with image:
-            width, height = upright_size(image.size, exif_orientation(image))
+            width, height = upright_size(image.size, exif_orientation(image, header_only=True))
             frames = getattr(image, "n_frames", 1)
             frame_count = int(frames) if isinstance(frames, int) else None
     except Exception as exc:

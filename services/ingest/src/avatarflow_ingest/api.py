@@ -13,6 +13,7 @@ from avatarflow_runtime.errors import PermanentError, TransientError
 from avatarflow_runtime.http_auth import editor_of
 from avatarflow_runtime.keys import confirm_record_key, idempotency_record_key, original_key
 from avatarflow_runtime.logging import get_logger, security_event
+from avatarflow_runtime.ratelimit import RateLimiter
 from avatarflow_runtime.service import ServiceRuntime
 from avatarflow_runtime.storage import sha256_hex
 from fastapi import APIRouter, Depends, File, Header, Path, Request, UploadFile
@@ -20,7 +21,6 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from .idempotency import KEY_PATTERN, Decision, IdempotencyRecord, confirm_may_republish, decide
-from .ratelimit import RateLimiter
 from .settings import IngestSettings
 
 log = get_logger("avatarflow.ingest")

@@ -38,7 +38,7 @@ from avatarflow_runtime.auth import (
     verify_token,
 )
 from avatarflow_runtime.logging import security_event
-from avatarflow_runtime.service import api_docs_urls, install_request_limits, request_fields
+from avatarflow_runtime.service import api_docs_urls, install_error_handlers, install_request_limits, request_fields
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
@@ -202,6 +202,7 @@ def create_app(
     )
     app.add_middleware(MetricsMiddleware)
     install_request_limits(app, settings)  # 413 / 408 as on every service (avatarflow_runtime.http_limits)
+    install_error_handlers(app)  # 404/405/422... in the common shape; the auth handlers below replace its own
     app.state.store = store
     app.state.catalogue = catalogue
     app.state.broadcaster = broadcaster
@@ -216,7 +217,7 @@ def create_app(
         # One message for every kind of bad token: the reason is not the caller's business (it is logged).
         security_event("unauthorized", status=401, reason=str(exc), **request_fields(request))
         return JSONResponse(
-            {"detail": "missing or invalid credentials"},
+            {"error": "unauthorized", "detail": "missing or invalid credentials"},
             status_code=401,
             headers={"WWW-Authenticate": 'Bearer realm="avatarflow"'},
         )
@@ -224,7 +225,7 @@ def create_app(
     @app.exception_handler(Forbidden)
     async def _forbidden(request: Request, exc: Forbidden) -> JSONResponse:
         security_event("forbidden", status=403, reason=str(exc), **request_fields(request))
-        return JSONResponse({"detail": "not an editor of this space"}, status_code=403)
+        return JSONResponse({"error": "forbidden", "detail": "not an editor of this space"}, status_code=403)
 
     def _principal(token: str) -> Principal:
         return verify_token(token, secret, issuer=settings.jwt_issuer, audience=settings.jwt_audience)
@@ -314,7 +315,7 @@ def create_app(
         if cursor:
             before = decode_cursor(cursor)
             if before is None:
-                return JSONResponse({"detail": "bad cursor"}, status_code=400)
+                return JSONResponse({"error": "bad_cursor", "detail": "bad cursor"}, status_code=400)
         page = await store.uploads_page(space_id, limit=limit + 1, before=before)
         items, more = page[:limit], len(page) > limit
         next_cursor = encode_cursor(items[-1].order_at, items[-1].upload_id) if more else None
@@ -367,7 +368,7 @@ def create_app(
         if index.get(body.avatar_id) is None:
             catalogue.invalidate()  # maybe just added: look again once
             if (await catalogue.index()).get(body.avatar_id) is None:
-                return JSONResponse({"detail": "no such pre-generated avatar"}, status_code=404)
+                return JSONResponse({"error": "not_found", "detail": "no such pre-generated avatar"}, status_code=404)
         await store.choose_pregenerated(space_id, body.avatar_id)
         return await editor_status(space_id)
 
@@ -439,9 +440,9 @@ def create_app(
         try:
             obj = await catalogue.open_object(bucket, key, request.headers.get("range"))
         except ObjectMissing:
-            return JSONResponse({"detail": "not found"}, status_code=404)
+            return JSONResponse({"error": "not_found", "detail": "not found"}, status_code=404)
         except RangeNotSatisfiable:
-            return JSONResponse({"detail": "range not satisfiable"}, status_code=416)
+            return JSONResponse({"error": "range_not_satisfiable", "detail": "range not satisfiable"}, status_code=416)
         headers = {**obj.headers, "cache-control": cache, "x-content-type-options": "nosniff"}
         return StreamingResponse(obj.chunks(), status_code=obj.status_code, headers=headers)
 
@@ -461,10 +462,10 @@ def create_app(
         if avatar.kind == "custom":
             ref = pack_file(avatar.assets, asset)
             if ref is None:
-                return JSONResponse({"detail": "not found"}, status_code=404)
+                return JSONResponse({"error": "not_found", "detail": "not found"}, status_code=404)
             return await _stream(ref.bucket, ref.key, request, "public, max-age=60")
         if entry is None or asset != "poster":
-            return JSONResponse({"detail": "not found"}, status_code=404)
+            return JSONResponse({"error": "not_found", "detail": "not found"}, status_code=404)
         return await _stream(catalogue.bucket, entry.poster.key, request, "public, max-age=60")
 
     @app.get(
@@ -477,7 +478,7 @@ def create_app(
     async def get_catalogue_poster(avatar_id: str, request: Request) -> Response:
         entry = (await catalogue.index()).get(avatar_id)
         if entry is None:
-            return JSONResponse({"detail": "not found"}, status_code=404)
+            return JSONResponse({"error": "not_found", "detail": "not found"}, status_code=404)
         return await _stream(catalogue.bucket, entry.poster.key, request, "public, max-age=3600")
 
     @app.get(
@@ -496,10 +497,10 @@ def create_app(
     ) -> Response:
         upload = await store.upload(upload_id)
         if upload is None or upload.space_id != space_id or upload.status != "ready":
-            return JSONResponse({"detail": "not found"}, status_code=404)
+            return JSONResponse({"error": "not_found", "detail": "not found"}, status_code=404)
         ref = pack_file(upload.pack, asset)
         if ref is None:
-            return JSONResponse({"detail": "not found"}, status_code=404)
+            return JSONResponse({"error": "not_found", "detail": "not found"}, status_code=404)
         # Private: an editor's answer must never sit in a shared cache.
         return await _stream(ref.bucket, ref.key, request, "private, max-age=60")
 

@@ -12,6 +12,7 @@ from .status import CurrentAvatar, Hint, Prompt, SpaceView, UploadState
 
 
 class ErrorOut(BaseModel):
+    error: str = Field(description="machine-readable code, e.g. unauthorized, not_found")
     detail: str
 
 

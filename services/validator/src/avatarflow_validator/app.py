@@ -16,6 +16,7 @@ from fastapi import FastAPI
 
 from .api import build_router
 from .handlers import ValidationStage
+from .precheck import PrecheckPool
 from .settings import ValidatorSettings
 
 TITLE = "avatarflow validator"
@@ -38,7 +39,10 @@ def build_runtime(settings: ValidatorSettings, *, with_storage: bool = True) -> 
 def create_app(settings: ValidatorSettings | None = None) -> FastAPI:
     settings = settings or ValidatorSettings()
     runtime, stage = build_runtime(settings)
-    return runtime.build_app(title=TITLE, description=DESCRIPTION, routers=[build_router(stage, settings)])
+    pool = PrecheckPool(settings.validator_precheck_workers, settings.validator_precheck_queue)
+    runtime.on_startup.append(pool.start)
+    runtime.on_shutdown.append(pool.stop)
+    return runtime.build_app(title=TITLE, description=DESCRIPTION, routers=[build_router(stage, pool, settings)])
 
 
 def asyncapi_document() -> dict:  # type: ignore[type-arg]

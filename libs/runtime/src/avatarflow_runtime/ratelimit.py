@@ -1,7 +1,8 @@
-"""Per-editor upload rate limit (sliding one-minute window, per process).
+"""Per-editor rate limit (sliding one-minute window, per process): ingest's uploads, presigns and
+confirms; the validator's pre-check.
 
 Each ingest replica enforces the limit on its own; behind N replicas an editor may get up to N times
-the limit. That bounds abuse well enough for uploads; a shared limiter (Redis) is the next step if
+the limit. That bounds abuse well enough here; a shared limiter (Redis) is the next step if
 it ever matters.
 """
 
