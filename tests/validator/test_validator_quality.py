@@ -24,7 +24,7 @@ def test_validator_meets_the_quality_bar_and_beats_haar(validator: Validator, sh
     assert report.decision_accuracy > baseline.decision_accuracy
 
 
-def test_borderline_focus_accepts_with_soft_focus_and_clear_blur_rejects(validator: Validator, shared_dir: Path) -> None:
+def test_borderline_focus_accepts_with_soft_focus_and_blur_rejects(validator: Validator, shared_dir: Path) -> None:
     """Between the warning bar and the fitted blur bar a photo is accepted and the editor is told."""
     import io
 
