@@ -55,7 +55,7 @@ def test_reason_codes_are_exactly_the_contracted_set() -> None:
         "helmet",
         "unreadable_image",
     }
-    assert {w.value for w in WarningCode} >= {"busy_background"}
+    assert {w.value for w in WarningCode} >= {"busy_background", "soft_focus"}
 
 
 def test_every_code_has_an_editor_message_and_face_covering_points_to_support() -> None:

@@ -94,6 +94,14 @@ def test_warnings_are_merged_from_every_stage():
     assert hints[1].message == editor_message(WarningCode.BUSY_BACKGROUND)
 
 
+def test_soft_focus_from_the_validator_is_a_hint_the_editor_sees():
+    run = Run("space-a", T0)
+    states = fold_events([run.validated((WarningCode.SOFT_FOCUS, WarningCode.BUSY_BACKGROUND))])
+    hints = status.build_hints(states[str(run.upload_id)])
+    assert [h.code for h in hints] == ["soft_focus", "busy_background"]
+    assert "slightly soft" in hints[0].message and "accepted" in hints[0].message
+
+
 # ---- the space-level rule ---------------------------------------------------------------------
 
 

@@ -88,3 +88,23 @@ def test_cross_validated_fit_scores_each_held_out_fold() -> None:
     assert cv.mean("decision_accuracy") == 1.0  # the gap is the same in every fold
     for thresholds in fitted:
         assert 1.9 <= thresholds["face_edge_width"] < 2.3
+
+
+def test_fit_can_restart_from_a_given_value_and_fit_only_chosen_thresholds() -> None:
+    labels, records = _corpus()
+    # Records decided at 2.1 already (as if fitted on these very images): restart from the old 1.6.
+    moved = {
+        f: fitting.Record(
+            f,
+            tuple(
+                c
+                if c.name != "face_edge_width"
+                else fitting.CheckRecord(c.name, c.code, c.score, 2.1, c.fails_when, c.severity)
+                for c in r.checks
+            ),
+        )
+        for f, r in records.items()
+    }
+    assert fitting.fit(labels, moved, names=["face_edge_width"]) == {"face_edge_width": 2.1}  # ties keep it
+    refit = fitting.fit(labels, moved, names=["face_edge_width"], start={"face_edge_width": 1.6})
+    assert set(refit) == {"face_edge_width"} and 1.9 <= refit["face_edge_width"] < 2.3

@@ -35,6 +35,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "--fit-only", metavar="NAMES", help="with --fit: fit only these comma-separated thresholds (check names)"
     )
     evaluate.add_argument(
+        "--fit-start",
+        metavar="NAME=VALUE,...",
+        help="with --fit: start the fit from these thresholds instead of the current ones (e.g. face_edge_width=1.6)",
+    )
+    evaluate.add_argument(
         "--write-fitted", type=Path, metavar="JSON", help="with --fit: write the thresholds fitted on every image here"
     )
     evaluate.set_defaults(handler=run_eval)
@@ -140,8 +145,13 @@ def run_eval(args: argparse.Namespace) -> int:
         if unknown:
             print(f"avatarctl eval: not fittable: {', '.join(unknown)}", file=sys.stderr)
             return 2
-        cv["fitted"], per_fold = fitting.cross_validate_fit(folds, records, names)
-        fitted_all = fitting.fit(labels, records, names=names)
+        try:
+            start = {k.strip(): float(v) for k, v in (p.split("=", 1) for p in (args.fit_start or "").split(",") if p)}
+        except ValueError:
+            print(f"avatarctl eval: --fit-start wants NAME=VALUE,...: {args.fit_start}", file=sys.stderr)
+            return 2
+        cv["fitted"], per_fold = fitting.cross_validate_fit(folds, records, names, start)
+        fitted_all = fitting.fit(labels, records, names=names, start=start)
         if args.write_fitted:
             fitting.save(args.write_fitted, fitted_all, trained_on=str(args.labels), images=len(labels))
     if args.json:

@@ -29,6 +29,8 @@ class ReasonCode(StrEnum):
 
 class WarningCode(StrEnum):
     BUSY_BACKGROUND = "busy_background"
+    # Added in schema 1.1: focus between the old hand-set bar and the fitted one: accepted, told.
+    SOFT_FOCUS = "soft_focus"
     # Raised by matting when the cut-out's edge confidence is low.
     LOW_MATTE_CONFIDENCE = "low_matte_confidence"
 
@@ -93,6 +95,9 @@ EDITOR_MESSAGES: dict[str, str] = {
     WarningCode.BUSY_BACKGROUND: (
         "The background is busy, which can leave a faint outline around the avatar. A plain, "
         "light-coloured background gives the cleanest result."
+    ),
+    WarningCode.SOFT_FOCUS: (
+        "The face looks slightly soft. We accepted it, but a sharper, in-focus photo gives a crisper avatar."
     ),
     WarningCode.LOW_MATTE_CONFIDENCE: (
         "We weren't fully sure where the person ends and the background begins. If the avatar "

@@ -402,11 +402,11 @@ def build_prompt(latest: UploadState | None, dismissed_upload_id: str | None, *,
     )
 
 
-HINT_CODES: tuple[str, ...] = (WarningCode.LOW_MATTE_CONFIDENCE, WarningCode.BUSY_BACKGROUND)
+HINT_CODES: tuple[str, ...] = (WarningCode.LOW_MATTE_CONFIDENCE, WarningCode.SOFT_FOCUS, WarningCode.BUSY_BACKGROUND)
 
 
 def build_hints(latest: UploadState | None) -> tuple[Hint, ...]:
-    """Non-blocking hints (matting warnings, busy background) for the latest upload."""
+    """Non-blocking hints (matting warnings, soft focus, busy background) for the latest upload."""
     if latest is None:
         return ()
     return tuple(Hint(code=c, message=editor_message(c)) for c in HINT_CODES if c in latest.warnings)

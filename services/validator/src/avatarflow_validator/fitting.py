@@ -113,11 +113,20 @@ def defaults(records: Sequence[Record], names: Iterable[str] | None = None) -> d
 
 
 def fit(
-    labels: Sequence[Label], records: dict[str, Record], rounds: int = 2, names: Iterable[str] | None = None
+    labels: Sequence[Label],
+    records: dict[str, Record],
+    rounds: int = 2,
+    names: Iterable[str] | None = None,
+    start: dict[str, float] | None = None,
 ) -> dict[str, float]:
-    """Coordinate descent on ``objective`` over the labelled images' records (only ``names`` if given)."""
+    """Coordinate descent on ``objective`` over the labelled images' records (only ``names`` if given).
+
+    ``start`` replaces the records' own thresholds as the starting point (ties keep the start), so
+    a threshold that was itself fitted on these images can be re-fitted from its old hand-set value.
+    """
     train = [records[label.file] for label in labels]
     thresholds = defaults(train, names)
+    thresholds.update({k: v for k, v in (start or {}).items() if k in thresholds})
 
     def value(candidate: dict[str, float]) -> float:
         return objective(score(labels, {r.file: redecide(r, candidate) for r in train}))
@@ -138,7 +147,10 @@ def fit(
 
 
 def cross_validate_fit(
-    folds: list[list[Label]], records: dict[str, Record], names: Iterable[str] | None = None
+    folds: list[list[Label]],
+    records: dict[str, Record],
+    names: Iterable[str] | None = None,
+    start: dict[str, float] | None = None,
 ) -> tuple[CrossValidation, list[dict[str, float]]]:
     """Fit on all folds but one, score the held-out fold; every fold in turn."""
     reports: list[Report] = []
@@ -146,7 +158,7 @@ def cross_validate_fit(
     chosen = None if names is None else list(names)
     for index, held_out in enumerate(folds):
         train = [label for j, fold in enumerate(folds) if j != index for label in fold]
-        thresholds = fit(train, records, names=chosen)
+        thresholds = fit(train, records, names=chosen, start=start)
         fitted.append(thresholds)
         reports.append(score(held_out, {label.file: redecide(records[label.file], thresholds) for label in held_out}))
     return CrossValidation(reports), fitted

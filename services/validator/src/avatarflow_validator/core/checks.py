@@ -118,9 +118,14 @@ def check_sharpness(rgb: np.ndarray, landmarks: np.ndarray, thresholds: Validato
         face = grey
     edge = ms.edge_width(ms.resampled(face, ms.FACE_CROP_SIZE))
     blocks = ms.blockiness(face)
+    blurry = result("face_edge_width", ReasonCode.BLURRY, edge, thresholds.max_edge_width_px, ">")
+    soft = result("face_edge_width_soft", WarningCode.SOFT_FOCUS, edge, thresholds.warn_edge_width_px, ">", "warning")
+    if not blurry.passed:
+        soft = soft.model_copy(update={"passed": True})  # the rejection says it already
     return [
-        result("face_edge_width", ReasonCode.BLURRY, edge, thresholds.max_edge_width_px, ">"),
+        blurry,
         result("face_blockiness", ReasonCode.BLURRY, blocks, thresholds.max_blockiness, ">"),
+        soft,
     ]
 
 
