@@ -116,17 +116,25 @@ def test_accepted_upload_becomes_a_ready_avatar_pack(pipeline: Pipeline, shared_
         "s3", endpoint_url=pipeline.stack.s3_endpoint, aws_access_key_id=pipeline.stack.s3_access_key,
         aws_secret_access_key=pipeline.stack.s3_secret_key, region_name="us-east-1",
     )  # fmt: skip
-    for ref in (event.manifest, event.idle_loop, event.viseme_atlas, event.preview_clip, event.poster):
+    objects = [event.manifest, event.idle_loop, event.viseme_atlas, event.preview_clip, event.poster]
+    for ref in [*objects, *event.alternates]:
         body = s3.get_object(Bucket=ref.bucket, Key=ref.key)["Body"].read()
         assert hashlib.sha256(body).hexdigest() == ref.sha256 and len(body) == ref.size, ref.key
     manifest = AvatarManifest.model_validate_json(s3.get_object(Bucket=event.manifest.bucket,
                                                                 Key=event.manifest.key)["Body"].read())  # fmt: skip
     assert len(manifest.visemes.visemes) == 15  # the full viseme set, one atlas cell each
     assert event.execution_provider.endswith("ExecutionProvider")
+    assert manifest.preview.audio is not None and manifest.preview.audio.engine == "espeak-ng"  # it speaks
 
     # The end user sees the ready avatar, and nothing about processing.
     public = httpx.get(f"{pipeline.url('notifier')}/v1/public/spaces/{space}/avatar", timeout=10).json()
     assert "status" not in public and "prompt" not in public and "uploads" not in json.dumps(public)
+    # Every file the manifest names is served to the public, byte for byte.
+    assert sorted(public["files"]) == sorted(["manifest.json", *manifest.files()])
+    by_name = {ref.key.rsplit("/", 1)[-1]: ref for ref in [*objects, *event.alternates]}
+    for name, asset in public["files"].items():
+        body = httpx.get(f"{pipeline.url('notifier')}{asset['url']}", timeout=10).content
+        assert hashlib.sha256(body).hexdigest() == by_name[name].sha256, name
 
 
 def test_rejected_upload_prompts_the_editor_only(pipeline: Pipeline, shared_dir: Path) -> None:

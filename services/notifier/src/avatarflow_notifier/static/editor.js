@@ -120,12 +120,41 @@
     if (!support.hidden) support.href = prompt.support_ticket_url;
   }
 
+  let player = null;
+
+  // A ready pack plays through the same web player as the end-user page (what visitors see), and
+  // "Hear your avatar" speaks its preview line with sound, lip-synced from the viseme atlas.
+  async function startPlayer(avatar, key) {
+    const canvas = $("preview-canvas");
+    const hear = $("hear-avatar");
+    try {
+      const { AvatarPlayer } = await import("/static/avatar-player.js");
+      const loaded = await AvatarPlayer.load(canvas, avatar);
+      if (key !== lastPreview) { loaded.stop(); return; }
+      if (player) player.stop();
+      player = loaded;
+      $("preview-video").hidden = true; $("preview-poster").hidden = true;
+      canvas.hidden = false;
+      player.playIdle();
+      hear.hidden = false; $("hear-note").hidden = false;
+      hear.onclick = () => {
+        const preview = player.manifest.preview;
+        player.speak(avatar.files[preview.file].url, preview.timeline).catch(() => {});
+      };
+      document.body.dataset.player = "ready";
+    } catch (err) {
+      document.body.dataset.player = "unavailable";
+    }
+  }
+
   function renderPreview(avatar) {
     const key = JSON.stringify([avatar.idle_loop && avatar.idle_loop.url, avatar.poster && avatar.poster.url]);
     if (key === lastPreview) return;
     lastPreview = key;
     const video = $("preview-video");
     const img = $("preview-poster");
+    if (player) { player.stop(); player = null; }
+    $("preview-canvas").hidden = true; $("hear-avatar").hidden = true; $("hear-note").hidden = true;
     document.body.dataset.avatarKind = avatar.kind;
     if (avatar.poster) { img.src = avatar.poster.url; } else { img.removeAttribute("src"); }
     if (avatar.idle_loop) {
@@ -137,6 +166,7 @@
       video.removeAttribute("src"); video.hidden = true;
       img.hidden = !avatar.poster;
     }
+    if (avatar.kind === "custom" && avatar.manifest && avatar.files) startPlayer(avatar, key);
   }
 
   // Live updates: SSE read with fetch so the token travels in the Authorization header, not the URL.
