@@ -108,3 +108,11 @@ def test_fit_can_restart_from_a_given_value_and_fit_only_chosen_thresholds() -> 
     assert fitting.fit(labels, moved, names=["face_edge_width"]) == {"face_edge_width": 2.1}  # ties keep it
     refit = fitting.fit(labels, moved, names=["face_edge_width"], start={"face_edge_width": 1.6})
     assert set(refit) == {"face_edge_width"} and 1.9 <= refit["face_edge_width"] < 2.3
+
+
+def test_per_code_recall_counts_labelled_images_that_report_the_code() -> None:
+    labels, records = _corpus()
+    report = score(labels, {f: fitting.redecide(r, {}) for f, r in records.items()})
+    assert report.per_code_recall() == {"blurry": 1.0}
+    relaxed = score(labels, {f: fitting.redecide(r, {"face_edge_width": 2.6}) for f, r in records.items()})
+    assert relaxed.per_code_recall()["blurry"] == pytest.approx(4 / 8)  # 2.7, 2.8, 2.9, 3.0 still fail

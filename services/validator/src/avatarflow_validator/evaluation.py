@@ -78,6 +78,10 @@ class Report:
     def false_reject_rate(self) -> float:
         return self.good_rejected / self.good if self.good else 0.0
 
+    def per_code_recall(self) -> dict[str, float]:
+        """Per reason code: share of the images labelled with it that report it (target >= 0.8)."""
+        return {code: hit / (hit + missed) for code, (hit, missed, _) in self.confusion.items() if hit + missed}
+
     def totals(self) -> dict[str, float | int]:
         return {
             "images": self.total,
@@ -215,11 +219,13 @@ def format_report(name: str, report: Report) -> str:
         f"decision accuracy          {r.decision_accuracy:6.1%}  ({r.decisions_right}/{r.total})",
         f"reason accuracy on rejects {r.reason_accuracy:6.1%}  ({r.reasons_right}/{r.rejects})",
         f"false rejects of good      {r.false_reject_rate:6.1%}  ({r.good_rejected}/{r.good})",
-        f"{'reason':18s} {'hit':>4s} {'missed':>6s} {'extra':>5s}",
+        f"{'reason':18s} {'hit':>4s} {'missed':>6s} {'extra':>5s} {'recall':>7s}",
     ]
+    recall = report.per_code_recall()
     for code in sorted(report.confusion):
         hit, missed, extra = report.confusion[code]
-        lines.append(f"{code:18s} {hit:4d} {missed:6d} {extra:5d}")
+        shown = f"{recall[code]:7.1%}" if code in recall else f"{'-':>7s}"
+        lines.append(f"{code:18s} {hit:4d} {missed:6d} {extra:5d} {shown}")
     lines.append(f"mistakes ({len(report.mistakes)}):")
     lines.extend(f"  {m}" for m in report.mistakes)
     return "\n".join(lines)
