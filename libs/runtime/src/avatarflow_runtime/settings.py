@@ -45,6 +45,21 @@ class ServiceSettings(BaseSettings):
     http_host: str = Field(default="127.0.0.1", description="HTTP bind address (0.0.0.0 in containers)")
     http_port: int = Field(default=8080, ge=0, le=65535, description="HTTP port: API, /healthz, /readyz, /metrics")
 
+    shutdown_grace_s: float = Field(
+        default=55.0,
+        gt=1,
+        description=(
+            "SIGTERM: time to finish the record in hand (a render) and drain HTTP; the chart sets the pod's "
+            "terminationGracePeriodSeconds - 5"
+        ),
+    )
+
+    def shutdown_budget(self) -> tuple[float, float]:
+        """(HTTP drain, broker graceful timeout) splitting ``shutdown_grace_s``: uvicorn drains connections
+        first (at most 10 s, SSE streams included), then the broker waits for the message in hand."""
+        http = min(10.0, self.shutdown_grace_s / 4)
+        return http, self.shutdown_grace_s - http
+
     max_attempts: int = Field(
         default=6, ge=1, le=50, description="attempts per record before dead-lettering (and avatar.failed)"
     )
