@@ -180,3 +180,45 @@ def test_committed_schemas_match_the_models(capsys: pytest.CaptureFixture[str]) 
     """Fails when libs/contracts/schemas drift from the models or the services' AsyncAPI docs."""
     code = avatarctl(["export-schemas", "--check"])
     assert code == 0, capsys.readouterr().out
+
+
+def test_current_schemas_are_compatible_with_the_released_major_version() -> None:
+    """The CI contract check (issue 16): a schema change within major 1 must be additive."""
+    from avatarflow_contracts.compat import RELEASED_DIR, check_released
+
+    released = sorted(p.name for p in (RELEASED_DIR / "1").glob("*.schema.json"))
+    assert {"image.uploaded.schema.json", "face.validated.schema.json", "avatar.rendered.schema.json"} <= set(released)
+    assert check_released() == []
+
+
+def test_the_compatibility_check_flags_breaking_changes_and_allows_additive_ones() -> None:
+    import copy
+    from enum import StrEnum
+
+    from avatarflow_contracts.compat import incompatibilities
+    from pydantic import create_model
+
+    base = ImageUploaded.model_json_schema()
+    additive = create_model("ImageUploaded", __base__=ImageUploaded, note=(str | None, None)).model_json_schema()
+    assert incompatibilities(base, additive) == []
+
+    required = create_model("ImageUploaded", __base__=ImageUploaded, note=(str, ...)).model_json_schema()
+    assert any("required changed" in p and "note" in p for p in incompatibilities(base, required))
+
+    removed = copy.deepcopy(base)
+    del removed["properties"]["source"]
+    assert any(p.endswith(".source: removed") for p in incompatibilities(base, removed))
+
+    retyped = copy.deepcopy(base)
+    retyped["$defs"]["ObjectRef"]["properties"]["size"]["type"] = "string"
+    assert any("original.size: type changed" in p for p in incompatibilities(base, retyped))
+
+    fewer = StrEnum("Fewer", {c.name: c.value for c in list(ReasonCode)[1:]})  # type: ignore[misc]
+    more = StrEnum("More", {**{c.name: c.value for c in ReasonCode}, "NEW_CODE": "new_code"})  # type: ignore[misc]
+
+    def with_codes(enum: type) -> dict:  # type: ignore[type-arg]
+        return create_model("Codes", codes=(list[enum], ...)).model_json_schema()  # type: ignore[valid-type]
+
+    assert incompatibilities(with_codes(ReasonCode), with_codes(more)) == []
+    lost = incompatibilities(with_codes(ReasonCode), with_codes(fewer))
+    assert lost and next(iter(ReasonCode)).value in lost[0]

@@ -377,6 +377,24 @@ def test_every_setting_of_the_service_is_wired(service: str, rendered: tuple[str
         assert env[name] == "<secret>", f"{service}: {name} must come from a Secret"
 
 
+def test_shutdown_grace_follows_each_pods_termination_grace_period(rendered: tuple[str, list[Manifest]]) -> None:
+    """Issue 16: the broker waited a hard-coded 60 s for the record in hand, whatever the pod's grace period."""
+    from avatarflow_runtime.service import make_broker
+    from avatarflow_runtime.settings import ServiceSettings
+
+    _, manifests = rendered
+    deployments = of_kind(manifests, "Deployment")
+    assert deployments
+    for deployment in deployments:
+        grace = pod_spec(deployment)["terminationGracePeriodSeconds"]
+        env = wired_env(deployment, manifests)
+        assert float(env["AVATARFLOW_SHUTDOWN_GRACE_S"]) == grace - 5, component(deployment)
+        settings = ServiceSettings(shutdown_grace_s=float(env["AVATARFLOW_SHUTDOWN_GRACE_S"]))
+        http_drain, broker_wait = settings.shutdown_budget()
+        assert make_broker(settings).config.graceful_timeout == broker_wait
+        assert http_drain + broker_wait == grace - 5 and broker_wait > http_drain
+
+
 def test_s3_endpoint_is_wired_when_set() -> None:
     manifests = render_chart({"config": {"s3": {"endpointUrl": "http://seaweedfs.storage:8333"}}})
     for deployment in of_kind(manifests, "Deployment"):

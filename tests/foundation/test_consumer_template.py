@@ -16,6 +16,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 import boto3
@@ -172,6 +173,13 @@ def test_poison_records_go_to_dead_letter_and_stream_keeps_flowing(
     stage = EchoStage(stack, tmp_path, group)
     try:
         assert wait_output(stack, before.upload_id) and wait_output(stack, after.upload_id)
+        # Every event carries the CloudEvents Kafka-binding headers (issue 16).
+        (output,) = wait_output(stack, before.upload_id)
+        failed = AvatarFailed.model_validate_json(output.value)
+        assert output.headers["ce_specversion"] == b"1.0" and output.headers["ce_source"] == b"/avatarflow/echo"
+        assert output.headers["ce_id"] == str(failed.event_id).encode()
+        assert output.headers["ce_type"] == b"avatar.failed"
+        assert datetime.fromisoformat(output.headers["ce_time"].decode()) == failed.occurred_at
         letters = dead_letters(
             stack,
             group,

@@ -213,6 +213,10 @@ MPLCONFIGDIR: /var/cache/avatarflow/matplotlib
 {{- define "avatarflow.serviceConfig" -}}
 {{- $c := .root.Values.config -}}
 AVATARFLOW_SERVICE_NAME: {{ .name | quote }}
+{{- with .svc.terminationGracePeriodSeconds }}
+{{- /* The in-flight record (a render) may use the pod's grace period, less 5 s for the exit itself. */}}
+AVATARFLOW_SHUTDOWN_GRACE_S: {{ max 2 (sub (int .) 5) | toString | quote }}
+{{- end }}
 {{- if has .name (splitList " " (include "avatarflow.httpServices" .root)) }}
 AVATARFLOW_JWT_ISSUER: {{ $c.jwt.issuer | quote }}
 AVATARFLOW_JWT_AUDIENCE: {{ $c.jwt.audience | quote }}

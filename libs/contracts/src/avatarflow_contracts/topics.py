@@ -60,6 +60,13 @@ ALL_TOPICS: tuple[str, ...] = (
 
 # Kafka header names.
 HEADER_TRACEPARENT = "traceparent"
+# CloudEvents 1.0 Kafka protocol binding, binary content mode (the value is the event's JSON).
+CE_SPECVERSION = "1.0"
+HEADER_CE_ID = "ce_id"
+HEADER_CE_TYPE = "ce_type"
+HEADER_CE_SOURCE = "ce_source"
+HEADER_CE_TIME = "ce_time"
+HEADER_CE_SPECVERSION = "ce_specversion"
 # On a retry-topic record: the event topic it came from, and the dead letter it was replayed from.
 HEADER_REPLAY_ORIGINAL_TOPIC = "replay-original-topic"
 HEADER_REPLAYED_FROM = "replayed-from-dlq"

@@ -42,16 +42,21 @@ class _ScrubbingFilter(logging.Filter):
 
 
 def configure_logging(service: str, level: str = "INFO", json_output: bool = True) -> None:
+    """One log format for our lines and library lines alike.
+
+    structlog lines and stdlib records (aiokafka, uvicorn, FastStream, botocore) go through the same
+    processors and renderer (``structlog.stdlib.ProcessorFormatter``), so a library message with quotes,
+    backslashes or newlines is still one valid JSON object per line.
+    """
     renderer: Any = structlog.processors.JSONRenderer() if json_output else structlog.dev.ConsoleRenderer()
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        scrub_secrets,
+    ]
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            scrub_secrets,
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
+        processors=[*shared, structlog.processors.format_exc_info, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
@@ -59,7 +64,16 @@ def configure_logging(service: str, level: str = "INFO", json_output: bool = Tru
     structlog.contextvars.bind_contextvars(service=service)
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(_ScrubbingFilter())
-    handler.setFormatter(logging.Formatter('{"level":"%(levelname)s","logger":"%(name)s","event":"%(message)s"}'))
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                renderer,
+            ],
+        )
+    )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

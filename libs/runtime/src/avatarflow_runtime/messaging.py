@@ -43,6 +43,12 @@ from avatarflow_contracts import (
 )
 from avatarflow_contracts.events import DLT_PREFIX, MAX_EXCEPTION_MESSAGE
 from avatarflow_contracts.topics import (
+    CE_SPECVERSION,
+    HEADER_CE_ID,
+    HEADER_CE_SOURCE,
+    HEADER_CE_SPECVERSION,
+    HEADER_CE_TIME,
+    HEADER_CE_TYPE,
     HEADER_EVENT_TYPE,
     HEADER_REPLAY_ORIGINAL_TOPIC,
     HEADER_SCHEMA_VERSION,
@@ -165,6 +171,12 @@ class EventBus:
             HEADER_EVENT_TYPE: event.event_type,
             HEADER_SCHEMA_VERSION: event.schema_version,
             "content-type": "application/json",
+            # CloudEvents Kafka binding (binary mode): the same facts, in the standard names.
+            HEADER_CE_SPECVERSION: CE_SPECVERSION,
+            HEADER_CE_ID: str(event.event_id),
+            HEADER_CE_TYPE: event.event_type,
+            HEADER_CE_SOURCE: f"/avatarflow/{self.service}",
+            HEADER_CE_TIME: event.occurred_at.isoformat(),
         }
         await self._send(event.TOPIC.value, encode_event(event), event.space_id.encode(), headers, attempts)
 

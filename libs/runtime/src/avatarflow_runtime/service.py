@@ -47,7 +47,8 @@ def make_broker(settings: ServiceSettings) -> KafkaBroker:
         enable_idempotence=settings.kafka_idempotent_producer,
         request_timeout_ms=15_000,
         max_request_size=settings.kafka_max_request_bytes,
-        graceful_timeout=60.0,
+        # The record in hand (an animator render) gets the pod's termination grace period, less the HTTP drain.
+        graceful_timeout=settings.shutdown_budget()[1],
         # Errors inside handlers are ours to report (structlog); FastStream's own lines stay quiet.
         log_level=30,
     )
@@ -288,7 +289,7 @@ def serve(app: FastAPI, settings: ServiceSettings) -> None:
         port=settings.http_port,
         log_config=None,
         access_log=False,
-        timeout_graceful_shutdown=60,
+        timeout_graceful_shutdown=max(1, int(settings.shutdown_budget()[0])),
         server_header=False,
         # uvicorn's own h11 protocol plus a header deadline (slow-header clients get 408).
         http=timed_protocol(settings.http_header_timeout_s),

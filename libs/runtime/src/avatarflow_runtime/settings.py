@@ -75,6 +75,21 @@ class ServiceSettings(BaseSettings):
         "take their upload cap plus 64 KiB of multipart framing when that is larger",
     )
 
+    shutdown_grace_s: float = Field(
+        default=55.0,
+        gt=1,
+        description=(
+            "SIGTERM: time to finish the record in hand (a render) and drain HTTP; the chart sets the pod's "
+            "terminationGracePeriodSeconds - 5"
+        ),
+    )
+
+    def shutdown_budget(self) -> tuple[float, float]:
+        """(HTTP drain, broker graceful timeout) splitting ``shutdown_grace_s``: uvicorn drains connections
+        first (at most 10 s, SSE streams included), then the broker waits for the message in hand."""
+        http = min(10.0, self.shutdown_grace_s / 4)
+        return http, self.shutdown_grace_s - http
+
     max_attempts: int = Field(
         default=6, ge=1, le=50, description="attempts per record before dead-lettering (and avatar.failed)"
     )
