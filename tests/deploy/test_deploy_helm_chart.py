@@ -8,6 +8,7 @@ import helm_python as helm
 import jsonschema
 import kubernetes_validate
 import pytest
+import yaml
 from avatarflow_contracts.topics import ALL_TOPICS, ConsumerGroup, Topic, is_dead_letter_topic
 from avatarflow_runtime.provision import TopicPolicy
 from deploy_fixtures import (
@@ -510,3 +511,24 @@ def test_default_values_pass_the_schema() -> None:
     with helm.Chart.load(CHART_DIR) as chart:
         chart.validate_schema(chart.values)
         chart.validate_schema(chart.merge_values(load_profile(PROFILE_PATH)))
+
+
+def _size_bytes(value: str) -> int:
+    units = {"k": 1024, "m": 1024**2, "g": 1024**3}
+    return int(value[:-1]) * units[value[-1].lower()] if value[-1].lower() in units else int(value)
+
+
+def test_ingress_limits_sit_in_front_of_the_services_own() -> None:
+    """Issue 19 item 6: the ingress admits an upload at the cap (plus multipart framing) and waits
+    longer than the longest upload request; the services' own header/body limits are wired."""
+    manifests = render_chart({"ingress": {"enabled": True}})
+    (ingress,) = of_kind(manifests, "Ingress")
+    annotations = ingress["metadata"]["annotations"]
+    values = yaml.safe_load((CHART_DIR / "values.yaml").read_text())
+    cap = values["config"]["ingest"]["maxUploadBytes"]
+    assert _size_bytes(annotations["nginx.ingress.kubernetes.io/proxy-body-size"]) >= cap + 64 * 1024
+    longest_upload_s = values["config"]["ingest"]["publishAttempts"] * 15
+    assert int(annotations["nginx.ingress.kubernetes.io/proxy-read-timeout"]) > longest_upload_s
+    (ingest,) = [d for d in of_kind(manifests, "Deployment") if component(d) == "ingest"]
+    env = wired_env(ingest, manifests)
+    assert float(env["AVATARFLOW_HTTP_HEADER_TIMEOUT_S"]) <= 60 and env["AVATARFLOW_HTTP_API_DOCS"] == "false"
