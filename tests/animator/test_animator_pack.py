@@ -3,8 +3,10 @@ animation claims (see animator_probe.check_pack for the rules behind every thres
 
 from __future__ import annotations
 
+import io
 import json
 
+import av
 import numpy as np
 import pytest
 from animator_fixtures import SAMPLE_IMAGES
@@ -108,3 +110,47 @@ def test_frames_do_not_depend_on_the_runs_and_repeated_poses_are_copies(
     frames = renderer.render(RenderRequest(source, face, poses)).frames
     assert np.array_equal(frames, expected)
     assert np.array_equal(frames[-2], frames[0]) and np.array_equal(frames[-1], frames[-3])
+
+
+def decode_mp4_rgb(data: bytes) -> tuple[np.ndarray, list[str]]:
+    with av.open(io.BytesIO(data)) as container:
+        kinds = [f"{s.type}:{s.codec_context.name}" for s in container.streams]
+        frames = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(container.streams.video[0])])
+    return frames, kinds
+
+
+def test_safari_alternate_carries_the_idle_loop_with_its_alpha_stacked(rendered):
+    item = rendered[SAMPLE_IMAGES[0]]
+    manifest = item.pack.manifest
+    stacked = manifest.alternates[0]
+    assert (stacked.file, stacked.codec, stacked.alpha_layout, stacked.has_alpha) == (
+        "idle-alpha.mp4", "h264", "stacked", True,
+    )  # fmt: skip
+    assert stacked.content_type == "video/mp4" and stacked.loop and stacked.frame_count == manifest.idle.frame_count
+    frames, kinds = decode_mp4_rgb(item.pack.files[stacked.file])
+    assert kinds == ["video:h264"] and frames.shape == (manifest.idle.frame_count, 1024, 512, 3)
+    # Recombined as the player does (top: colour, bottom: alpha as grey), it is the idle loop.
+    colour, alpha = frames[:, :512].astype(np.int16), frames[:, 512:, :, 1].astype(np.int16)
+    truth = item.idle_lossless.astype(np.int16)
+    assert np.abs(alpha - truth[..., 3]).mean() < 1.5  # alpha levels, mean over every pixel
+    solid = truth[..., 3] == 255
+    assert np.abs(colour - truth[..., :3])[solid].mean() < 4.0  # colour where the avatar is opaque
+    # Transparent stays transparent; opaque stays opaque (H.264 rings a little next to the edge).
+    opaque = alpha[solid]
+    assert alpha[:, 0, 0].max() <= 2 and opaque.min() >= 200 and (opaque >= 245).mean() >= 0.99
+
+
+def test_share_mp4_is_the_spoken_preview_over_the_chosen_background(rendered):
+    item = rendered[SAMPLE_IMAGES[0]]
+    manifest = item.pack.manifest
+    share = manifest.alternates[1]
+    assert (share.file, share.has_alpha, share.background, share.has_audio) == ("share.mp4", False, "#e9edf2", True)
+    frames, kinds = decode_mp4_rgb(item.pack.files[share.file])
+    assert kinds == ["video:h264", "audio:aac"] and len(frames) == manifest.preview.frame_count == share.frame_count
+    corner = frames[:, :16, :16].reshape(-1, 3).astype(np.int16)  # empty canvas: the background
+    assert np.abs(corner - np.array([0xE9, 0xED, 0xF2])).max() <= 4
+    # The same frames as the WebM preview, composited over the background.
+    webm = decode_webm_rgba(item.pack.files["preview.webm"])[10].astype(np.float64)
+    alpha = webm[..., 3:4] / 255.0
+    expected = webm[..., :3] * alpha + np.array([0xE9, 0xED, 0xF2]) * (1 - alpha)
+    assert np.abs(frames[10].astype(np.float64) - expected).mean() < 3.0

@@ -21,7 +21,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 MANIFEST_MAJOR = 1
-MANIFEST_MINOR = 1  # 1.1: preview.audio (the preview clip's speech track)
+MANIFEST_MINOR = 1  # 1.1: preview.audio; alternates (alpha_layout, background, has_audio)
 MANIFEST_VERSION = f"{MANIFEST_MAJOR}.{MANIFEST_MINOR}"
 
 _VERSION = re.compile(r"^(\d+)\.(\d+)$")
@@ -134,6 +134,13 @@ class VideoAsset(_Model):
     frame_count: int = Field(gt=0)
     duration_s: float = Field(gt=0)
     loop: bool
+    # 1.1, optional: how the alpha travels ("native": in the codec, e.g. VP9 yuva420p; "stacked":
+    # the picture is twice the canvas height, colour on top and alpha as grey below, for players
+    # without an alpha codec, e.g. Safari, to recombine), what an opaque clip was composited over,
+    # and whether it carries sound.
+    alpha_layout: Literal["native", "stacked"] | None = None
+    background: str | None = Field(default=None, pattern=r"^#[0-9a-f]{6}$")
+    has_audio: bool = False
 
 
 class BlinkEvent(_Model):
@@ -249,7 +256,8 @@ class AvatarManifest(_Model):
     preview: PreviewClip
     viseme_maps: VisemeMaps = Field(default_factory=VisemeMaps)
     renderer: RendererInfo
-    # Optional alternative encodings of the idle loop (e.g. animated WebP) for clients without VP9.
+    # Optional alternative encodings for clients without VP9 alpha, and for sharing (1.1 packs:
+    # the idle loop as stacked-alpha H.264 MP4 for Safari, the preview as a plain MP4 over a colour).
     alternates: list[VideoAsset] = Field(default_factory=list)
 
     @field_validator("manifest_version")

@@ -27,11 +27,23 @@ from avatarflow_contracts.manifest import (
     RendererInfo,
     StillAsset,
     TimedViseme,
+    VideoAsset,
     VisemeAtlas,
     VisemeCell,
 )
 
-from .encode import OPUS_SAMPLE_RATE, VP9_PIXEL_FORMAT, WEBM_CONTENT_TYPE, encode_png, encode_webm, tile_atlas
+from .encode import (
+    MP4_CONTENT_TYPE,
+    OPUS_SAMPLE_RATE,
+    VP9_PIXEL_FORMAT,
+    WEBM_CONTENT_TYPE,
+    encode_mp4,
+    encode_png,
+    encode_webm,
+    over_background,
+    stack_alpha,
+    tile_atlas,
+)
 from .poses import REST, VISEME_POSES, FacePose
 from .renderer import AvatarRenderer, OnnxWarpRenderer, RenderedFrames, RenderRequest
 from .speech import EDGE_SILENCE_SECONDS, Speech, SpeechSynthesizer, SpeechUnavailable, pad_speech
@@ -50,6 +62,9 @@ IDLE_FILE = "idle.webm"
 ATLAS_FILE = "visemes.png"
 PREVIEW_FILE = "preview.webm"
 POSTER_FILE = "poster.png"
+IDLE_STACKED_FILE = "idle-alpha.mp4"  # Safari: H.264, alpha stacked below the colour
+SHARE_FILE = "share.mp4"  # the preview with sound, opaque over SHARE_BACKGROUND, for sharing
+SHARE_BACKGROUND = "#e9edf2"
 DEFAULT_PREVIEW_TEXT = "Hello! I am your new avatar."
 
 __all__ = [
@@ -137,6 +152,7 @@ def render_pack(
     renderer: AvatarRenderer,
     preview_text: str = DEFAULT_PREVIEW_TEXT,
     speech: SpeechSynthesizer | None = None,
+    share_background: str = SHARE_BACKGROUND,
 ) -> AvatarPack:
     """Render and encode the whole pack: poster, idle loop, viseme atlas, preview clip, manifest.
 
@@ -165,14 +181,16 @@ def render_pack(
     idle_frames = frames[1 + len(cell_poses) : 1 + len(cell_poses) + len(idle)]
     preview_frames = frames[1 + len(cell_poses) + len(idle) :]
 
+    background = _hex_colour(share_background)
     encode_started = time.perf_counter()
+    sound = (spoken.samples, spoken.sample_rate) if spoken else None
     files = {
         POSTER_FILE: encode_png(rest_frame),
         ATLAS_FILE: encode_png(tile_atlas(cells, ATLAS_COLUMNS)),
         IDLE_FILE: encode_webm(idle_frames, FPS, loop=True),
-        PREVIEW_FILE: encode_webm(
-            preview_frames, FPS, loop=False, audio=(spoken.samples, spoken.sample_rate) if spoken else None
-        ),
+        PREVIEW_FILE: encode_webm(preview_frames, FPS, loop=False, audio=sound),
+        IDLE_STACKED_FILE: encode_mp4(stack_alpha(idle_frames), FPS),
+        SHARE_FILE: encode_mp4(over_background(preview_frames, background), FPS, audio=sound),
     }
 
     def cell(name: str, column: int, row: int) -> dict:
@@ -182,7 +200,14 @@ def render_pack(
     size = {"width": OUTPUT_SIZE, "height": OUTPUT_SIZE}
     placed = _atlas_cells([*OVR_VISEMES, *EXTRA_CELLS])
     rows = -(-len(placed) // ATLAS_COLUMNS)
-    video = {"content_type": WEBM_CONTENT_TYPE, "codec": "vp9", "pixel_format": VP9_PIXEL_FORMAT, "fps": FPS}
+    video = {
+        "content_type": WEBM_CONTENT_TYPE,
+        "codec": "vp9",
+        "pixel_format": VP9_PIXEL_FORMAT,
+        "fps": FPS,
+        "alpha_layout": "native",
+    }
+    h264 = {"content_type": MP4_CONTENT_TYPE, "codec": "h264", "pixel_format": "yuv420p", "fps": FPS}
     manifest = AvatarManifest(
         canvas=CanvasSize(**size),
         fps=FPS,
@@ -234,7 +259,28 @@ def render_pack(
             if spoken
             else None,
             **video,
+            has_audio=spoken is not None,
         ),
+        alternates=[
+            VideoAsset(
+                file=IDLE_STACKED_FILE,
+                frame_count=len(idle_frames),
+                duration_s=len(idle_frames) / FPS,
+                loop=True,
+                alpha_layout="stacked",
+                **h264,
+            ),
+            VideoAsset(
+                file=SHARE_FILE,
+                frame_count=len(preview_frames),
+                duration_s=len(preview_frames) / FPS,
+                loop=False,
+                has_alpha=False,
+                background=share_background,
+                has_audio=spoken is not None,
+                **h264,
+            ),
+        ],
         renderer=RendererInfo(
             name=renderer.name, version=renderer.version, execution_provider=rendered.execution_provider
         ),
@@ -250,6 +296,12 @@ def render_pack(
         speech_error=speech_error,
         speech_seconds=speech_seconds,
     )
+
+
+def _hex_colour(value: str) -> tuple[int, int, int]:
+    if len(value) != 7 or not value.startswith("#"):
+        raise ValueError(f"a background colour is '#rrggbb', got {value!r}")
+    return int(value[1:3], 16), int(value[3:5], 16), int(value[5:7], 16)
 
 
 def _speak(synthesizer: SpeechSynthesizer | None, text: str) -> tuple[Speech | None, str | None]:

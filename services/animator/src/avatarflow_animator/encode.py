@@ -84,6 +84,61 @@ def encode_webm(frames: np.ndarray, fps: int, *, loop: bool, audio: tuple[np.nda
     return buffer.getvalue()
 
 
+# H.264 MP4s (Safari, sharing): yuv420p, High profile, one thread (repeatable bytes). The index
+# (moov) stays at the end (faststart needs a seekable file, not a buffer): players fetch it with
+# a Range request, which the asset routes serve.
+MP4_CONTENT_TYPE = "video/mp4"
+H264_OPTIONS = {"preset": "veryfast", "crf": "23", "profile": "high", "threads": "1"}
+MP4_MUXER_OPTIONS = {"fflags": "+bitexact"}
+AAC_BIT_RATE = 64000
+
+
+def stack_alpha(frames: np.ndarray) -> np.ndarray:
+    """(N, H, W, 4) straight RGBA -> (N, 2H, W, 3): colour on top, alpha as grey below.
+
+    Colour where alpha is 0 is set to black (nothing hidden under the matte travels, and the
+    colour half compresses better); a player multiplies the top half by the bottom half.
+    """
+    colour = np.where(frames[..., 3:4] > 0, frames[..., :3], 0).astype(np.uint8)
+    alpha = np.repeat(frames[..., 3:4], 3, axis=3)
+    return np.concatenate([colour, alpha], axis=1)
+
+
+def over_background(frames: np.ndarray, rgb: tuple[int, int, int]) -> np.ndarray:
+    """(N, H, W, 4) straight RGBA composited over a solid colour -> (N, H, W, 3)."""
+    alpha = frames[..., 3:4].astype(np.float32) / 255.0
+    background = np.asarray(rgb, np.float32)
+    out = frames[..., :3].astype(np.float32) * alpha + background * (1.0 - alpha)
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+def encode_mp4(frames_rgb: np.ndarray, fps: int, *, audio: tuple[np.ndarray, int] | None = None) -> bytes:
+    """(N, H, W, 3) uint8 RGB -> MP4 (H.264 yuv420p; ``audio`` int16 mono -> AAC at 48 kHz)."""
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="mp4", options=dict(MP4_MUXER_OPTIONS)) as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height = frames_rgb.shape[2], frames_rgb.shape[1]
+        stream.pix_fmt = "yuv420p"
+        stream.options = dict(H264_OPTIONS)
+        stream.thread_count = 1
+        sound = None
+        if audio is not None:
+            sound = container.add_stream("aac", rate=OPUS_SAMPLE_RATE)
+            sound.layout = "mono"
+            sound.bit_rate = AAC_BIT_RATE
+        for frame in frames_rgb:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
+                container.mux(packet)
+        container.mux(stream.encode())
+        if sound is not None and audio is not None:
+            resampler = av.AudioResampler(format="fltp", layout="mono", rate=OPUS_SAMPLE_RATE)
+            for audio_frame in _audio_frames(*audio):
+                for converted in resampler.resample(audio_frame):
+                    container.mux(sound.encode(converted))
+            container.mux(sound.encode(None))
+    return buffer.getvalue()
+
+
 def encode_png(rgba: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(rgba), "RGBA").save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)

@@ -104,6 +104,7 @@ class AnimationStage:
             renderer=self.renderer,
             preview_text=self.settings.animator_preview_text,
             speech=self.speech,
+            share_background=self.settings.animator_share_background,
         )
         if pack.speech_error:
             log.error("speech_unavailable", error=pack.speech_error)

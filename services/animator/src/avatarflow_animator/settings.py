@@ -27,4 +27,9 @@ class AnimatorSettings(ServiceSettings):
         description="text-to-speech for the preview: espeak-ng (offline, Debian package) or none (silent preview)",
     )
     animator_tts_voice: str = Field(default="en-us", description="espeak-ng voice of the preview")
+    animator_share_background: str = Field(
+        default="#e9edf2",
+        pattern=r"^#[0-9a-f]{6}$",
+        description="colour behind the avatar in share.mp4 (the opaque MP4 for sharing)",
+    )
     animator_max_cutout_bytes: int = Field(default=32 * 1024 * 1024, ge=1024, description="largest cut-out read")

@@ -44,7 +44,7 @@ export function timelineFromEvents(events, map, durationS) {
 }
 
 function stackedAlternate(manifest) {
-  return (manifest.alternates || []).find((a) => a.pixel_format === "stacked-alpha" && a.has_alpha);
+  return (manifest.alternates || []).find((a) => a.alpha_layout === "stacked" && a.has_alpha);
 }
 
 export class AvatarPlayer {
