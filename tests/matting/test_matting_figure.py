@@ -41,15 +41,15 @@ def figure_scene() -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, tuple[
     return image, mask, landmarks, parts
 
 
-def region_alpha(connected: bool) -> tuple[np.ndarray, np.ndarray, dict[str, tuple[slice, slice]]]:
+def region_alpha(cleanup: bool) -> tuple[np.ndarray, np.ndarray, dict[str, tuple[slice, slice]]]:
     image, mask, landmarks, parts = figure_scene()
     seeds = seed_points(landmarks, image.shape[:2])
-    region = _matte_region(image, Grid(*mask.shape).down(mask), landmarks, False, seeds, connected=connected)
+    region = _matte_region(image, Grid(*mask.shape).down(mask), landmarks, False, seeds, cleanup=cleanup)
     return region.alpha, seeds, parts
 
 
 def test_a_detached_blob_is_dropped_and_holes_follow_the_image():
-    alpha, seeds, parts = region_alpha(connected=True)
+    alpha, seeds, parts = region_alpha(cleanup=True)
     assert alpha[parts["blob"]].max() == 0.0
     alpha_u8 = np.round(alpha * 255).astype(np.uint8)
     figures = detached_figures(alpha_u8, seeds)
@@ -66,7 +66,7 @@ def test_a_detached_blob_is_dropped_and_holes_follow_the_image():
 
 def test_without_the_step_the_blob_and_the_miss_stay():
     """The same scene with the step off: what the step removes is really there to remove."""
-    alpha, seeds, parts = region_alpha(connected=False)
+    alpha, seeds, parts = region_alpha(cleanup=False)
     assert alpha[parts["blob"]].mean() > 0.5
     figures = detached_figures(np.round(alpha * 255).astype(np.uint8), seeds)
     assert figures.detached_components >= 1 and figures.detached_mass > 0.01
@@ -83,11 +83,11 @@ def test_real_photo_logo_beside_the_neck_is_dropped(shared, matter):
     outcome = Validator().validate_bytes(data)
     assert outcome.accepted and outcome.face is not None and outcome.image is not None
     results = {}
-    for connected in (False, True):
-        cut = cut_out(outcome.image.rgb, outcome.face, matter=matter, connected=connected)
+    for cleanup in (False, True):
+        cut = cut_out(outcome.image.rgb, outcome.face, matter=matter, cleanup=cleanup)
         assert cut.face is not None
         seeds = seed_points(np.asarray(cut.face.landmarks)[:, :2], cut.rgba.shape[:2])
-        results[connected] = (cut, detached_figures(cut.rgba[..., 3], seeds))
+        results[cleanup] = (cut, detached_figures(cut.rgba[..., 3], seeds))
     before, after = results[False][1], results[True][1]
     assert before.detached_mass > 1e-3 and before.detached_pixels > 1000  # the logo
     assert after.detached_components == 0 and after.detached_pixels == 0
@@ -107,7 +107,12 @@ def test_a_raised_arm_the_model_is_unsure_of_stays(shared, matter):
     pieces, _ = cv2.connectedComponents((person > 0.5).astype(np.uint8), connectivity=8)
     assert pieces - 1 >= 2
     kept = matte(image, None, matter=matter).alpha
-    whole = matte(image, None, matter=matter, connected=False).alpha
-    assert kept.sum() >= 0.99 * whole.sum()
+    whole = matte(image, None, matter=matter, cleanup=False).alpha
     top = np.nonzero((whole > 0.5).any(axis=1))[0][0]  # the raised hand is the top of the subject
-    assert np.nonzero((kept > 0.5).any(axis=1))[0][0] == top
+    assert abs(np.nonzero((kept > 0.5).any(axis=1))[0][0] - top) <= 3
+    # The hands (the top sixth of the image) are still there: most of what the plain pipeline
+    # calls subject keeps some alpha. (Not all of its alpha: the uncertain band re-decides the
+    # motion-blurred hand against the sky and makes it more transparent, see docs/matting.md.)
+    hands = whole[: image.shape[0] // 6] > 0.5
+    assert hands.sum() > 100
+    assert (kept[: image.shape[0] // 6][hands] > 0).mean() > 0.8

@@ -210,7 +210,7 @@ def edge_figure(directory: Path, output: Path, tile: int = 72, zoom: int = 3) ->
 @dataclass(frozen=True)
 class FigureRow:
     name: str
-    before: object  # figure.FigureFigures with the connected-figure step off
+    before: object  # figure.FigureFigures without the figure and edge steps (cleanup=False)
     after: object  # ... and on
 
 
@@ -223,7 +223,8 @@ def accepted_images(images_dir: Path) -> list[Path]:
 
 
 def figure_rows(images: list[Path]) -> Iterator[FigureRow]:
-    """Detached alpha of each image's cut-out, without and with the connected-figure step.
+    """Detached alpha of each image's cut-out, without and with the figure and edge steps
+    (``cleanup``).
 
     Each image goes through the validator (face geometry, illustration hint) and then ``cut_out``
     as in the service; figures are measured on the 1024 px canvas alpha, seeded with the face
@@ -240,13 +241,13 @@ def figure_rows(images: list[Path]) -> Iterator[FigureRow]:
             if not outcome.accepted or outcome.image is None or outcome.face is None:
                 continue
             figures = []
-            for connected in (False, True):
+            for cleanup in (False, True):
                 cut = cut_out(
                     outcome.image.rgb,
                     outcome.face,
                     illustration_hint=outcome.illustration_hint,
                     matter=matter,
-                    connected=connected,
+                    cleanup=cleanup,
                 )
                 assert cut.face is not None
                 landmarks = np.asarray(cut.face.landmarks, np.float64)[:, :2]

@@ -130,14 +130,15 @@ def _matte_region(
     landmarks_xy: np.ndarray | None,
     illustration_hint: bool,
     seeds_xy: np.ndarray,
-    connected: bool = True,
+    cleanup: bool = True,
 ) -> _RegionMatte:
     """Matte one image region given its coarse person mask and (optional) face landmarks.
 
     The trimap and the segmentation's confidence are worked out on the coarse grid: the person
     mask comes from a 256 px model, so the grid (a 4 px cell) loses nothing of it. ``seeds_xy``:
-    (x, y) region pixels of the subject (figure.py keeps what connects to them); ``connected``
-    False skips that step (the evaluation's "before").
+    (x, y) region pixels of the subject (figure.py keeps what connects to them); ``cleanup``
+    False skips this issue's edge steps (figure.py, the uncertain band, the painted-edge stretch):
+    the pipeline as it was before them, for before/after figures.
     """
     height, width = image_u8.shape[:2]
     grid = Grid(height, width)
@@ -167,17 +168,17 @@ def _matte_region(
         )
 
     image_cells = image_on_grid(grid, image_u8)
-    if connected:
+    if cleanup:
         seeds_cells = np.minimum(np.floor(seeds_xy * to_cells).astype(np.int64), [grid_w - 1, grid_h - 1])
         mask_cells = figure.connected_mask(mask_cells, image_cells, seeds_cells)
     fg_cells, bg_cells = trimap_from_mask(
-        mask_cells, model_cells, _BAND_MIN_PX / grid.scale, uncertain=method == "person_model"
+        mask_cells, model_cells, _BAND_MIN_PX / grid.scale, uncertain=cleanup and method == "person_model"
     )
     solved = refine_on_grid(image_u8, fg_cells, bg_cells, image_cells)
     band = solved.band
-    if illustration_hint:
+    if cleanup and illustration_hint:
         _clean_painted_edge(solved.alpha, band)
-    if connected and figure.drop_band_islands(solved.alpha, solved.known_fg, band):
+    if cleanup and figure.drop_band_islands(solved.alpha, solved.known_fg, band):
         band.alpha[:] = solved.alpha[band.ys, band.xs]
     colour_ys = np.concatenate([band.ys, solved.ring_ys])
     colour_xs = np.concatenate([band.xs, solved.ring_xs])
@@ -226,10 +227,10 @@ def matte(
     *,
     illustration_hint: bool = False,
     matter: Matter | None = None,
-    connected: bool = True,
+    cleanup: bool = True,
 ) -> Matte:
     """Matte the whole image at its own resolution (no framing): what the evaluation compares.
-    ``connected=False`` keeps detached pieces of the mask (figure.py; the evaluation's "before")."""
+    ``cleanup=False``: without the figure and edge steps (see ``_matte_region``), for comparisons."""
     image = _as_rgb_u8(image_rgb)
     height, width = image.shape[:2]
     own = matter is None
@@ -242,7 +243,7 @@ def matte(
     landmarks = _landmarks_xy(face, width, height) if face is not None else None
     seeds = figure.seed_points(landmarks, (height, width))
     region = _matte_region(
-        image, Grid(height, width).down(person), landmarks, illustration_hint, seeds, connected=connected
+        image, Grid(height, width).down(person), landmarks, illustration_hint, seeds, cleanup=cleanup
     )
     foreground = to_float_image(image) * region.known_fg[..., None]
     foreground[region.colour_ys, region.colour_xs] = region.colours
@@ -340,14 +341,14 @@ def cut_out(
     *,
     illustration_hint: bool = False,
     matter: Matter | None = None,
-    connected: bool = True,
+    cleanup: bool = True,
 ) -> CutOut:
     """Cut the subject out and frame it on the avatar canvas (see framing.py for the rules).
 
     The matte is computed at the smaller of the image's and the canvas's scale: a large photo is
     first reduced (area filter) to canvas scale, so the work is bounded by the canvas size; a small
-    one is matted at its own size and the result enlarged. ``connected=False`` keeps detached
-    pieces of the mask (figure.py; for before/after measurements).
+    one is matted at its own size and the result enlarged. ``cleanup=False``: without the
+    figure and edge steps (see ``_matte_region``), for before/after comparisons.
     """
     image = _as_rgb_u8(image_rgb)
     height, width = image.shape[:2]
@@ -387,7 +388,7 @@ def cut_out(
     crop = person[round(y0 / fx) : round(y1 / fx), round(x0 / fx) : round(x1 / fx)]
     person_cells = cv2.resize(crop, grid_size, interpolation=cv2.INTER_LINEAR)
     seeds = figure.seed_points(landmarks, region_image.shape[:2])
-    region = _matte_region(region_image, person_cells, landmarks, illustration_hint, seeds, connected=connected)
+    region = _matte_region(region_image, person_cells, landmarks, illustration_hint, seeds, cleanup=cleanup)
     rgba_region = _straight_rgba(region_image, region)
 
     # Region pixel -> canvas pixel. When the region is already at canvas scale the warp is a pure
