@@ -310,7 +310,9 @@ def _group_channels(broker: KafkaBroker, bus: EventBus, settings: ServiceSetting
 
     @broker.subscriber(
         retry,
-        group_id=group,
+        # Its own consumer group (named like the topic): the source topic's group keeps exactly its old
+        # members, so its rebalances (which Tansu makes slow) are not touched by the retry consumer.
+        group_id=retry,
         ack_policy=AckPolicy.MANUAL,
         auto_offset_reset="earliest",
         session_timeout_ms=settings.kafka_session_timeout_ms,
