@@ -93,7 +93,12 @@ class EchoStage:
         self.log = (tmp / f"echo-{uuid.uuid4().hex}.log").open("wb")
         self.proc = subprocess.Popen([sys.executable, str(ECHO)], env=env, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
+        crash_file = tmp / f"crash-{group}"
         while not self.ready.exists():
+            # A crashing stage may take the record and die while broker.start() is still running, before
+            # it writes the ready file: that is the crash under test, not a failed start.
+            if crash_on and self.proc.poll() is not None and crash_file.exists():
+                break
             assert self.proc.poll() is None, "echo stage died at start"
             assert time.monotonic() < deadline, "echo stage not ready"
             time.sleep(0.1)
