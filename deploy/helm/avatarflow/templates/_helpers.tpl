@@ -255,6 +255,9 @@ NUMBA_CPU_NAME: generic
 {{- if eq .name "animator" }}
 AVATARFLOW_ANIMATOR_EXECUTION_PROVIDER: {{ $c.animator.executionProvider | quote }}
 AVATARFLOW_ANIMATOR_MAX_IN_FLIGHT: {{ $c.animator.maxInFlight | int | toString | quote }}
+AVATARFLOW_ANIMATOR_TTS: {{ $c.animator.tts | quote }}
+AVATARFLOW_ANIMATOR_TTS_VOICE: {{ $c.animator.ttsVoice | quote }}
+AVATARFLOW_ANIMATOR_SHARE_BACKGROUND: {{ $c.animator.shareBackground | quote }}
 {{- end }}
 {{- range $k, $v := .svc.settings }}
 AVATARFLOW_{{ upper $k }}: {{ $v | toString | quote }}
