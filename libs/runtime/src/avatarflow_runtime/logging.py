@@ -41,6 +41,18 @@ class _ScrubbingFilter(logging.Filter):
         return True
 
 
+class _CurrentStderr:
+    """Writes to whatever ``sys.stderr`` is at write time, not at configure time: a process that swaps
+    stderr later (a test runner's capture, a daemon redirecting it) never leaves the loggers holding a
+    closed file."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure_logging(service: str, level: str = "INFO", json_output: bool = True) -> None:
     """One log format for our lines and library lines alike.
 
@@ -58,11 +70,11 @@ def configure_logging(service: str, level: str = "INFO", json_output: bool = Tru
     structlog.configure(
         processors=[*shared, structlog.processors.format_exc_info, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
     structlog.contextvars.bind_contextvars(service=service)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(_CurrentStderr())  # type: ignore[arg-type]
     handler.addFilter(_ScrubbingFilter())
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
