@@ -12,10 +12,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -83,7 +83,8 @@ class ServiceRuntime:
 
     def asyncapi(self, title: str, description: str) -> dict[str, Any]:
         spec = AsyncAPI(self.broker, title=title, version="1.0.0", description=description, schema_version="3.0.0")
-        return json.loads(spec.to_specification().to_json())
+        document: dict[str, Any] = json.loads(spec.to_specification().to_json())
+        return document
 
     @asynccontextmanager
     async def lifespan(self, _app: FastAPI) -> AsyncIterator[None]:
@@ -104,7 +105,7 @@ class ServiceRuntime:
                 await hook()
             log.info("service_stopped")
 
-    def build_app(self, *, title: str, description: str, routers: list[APIRouter] = ()) -> FastAPI:  # type: ignore[assignment]
+    def build_app(self, *, title: str, description: str, routers: Sequence[APIRouter] = ()) -> FastAPI:
         app = FastAPI(
             title=title,
             description=description,
@@ -122,7 +123,13 @@ class ServiceRuntime:
         return app
 
 
-def api_docs_urls(settings: ServiceSettings) -> dict[str, str | None]:
+class ApiDocsUrls(TypedDict):
+    docs_url: str | None
+    redoc_url: str | None
+    openapi_url: str | None
+
+
+def api_docs_urls(settings: ServiceSettings) -> ApiDocsUrls:
     """FastAPI keyword arguments: /docs, /redoc and /openapi.json, or none of them when
     ``AVATARFLOW_HTTP_API_DOCS=false`` (production need not publish its API surface)."""
     if settings.http_api_docs:
