@@ -380,3 +380,34 @@ def test_crash_before_commit_redelivers_and_output_is_idempotent(
         assert len(records_for(outputs, event.upload_id)) == 2
     finally:
         again.stop()
+
+
+def test_with_tracing_off_a_stage_continues_the_incoming_traceparent(
+    stack: StackEndpoints, tmp_path: Path, group: str
+) -> None:
+    """Off by default (no OTEL_* set), yet the record's W3C context is read and forwarded unchanged: the
+    output carries the incoming traceparent (trace and parent span), not a fresh random one."""
+    event = uploaded()
+    traceparent = f"00-{event.trace_id}-{uuid.uuid4().hex[:16]}-01"
+
+    async def produce_with_context() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=stack.kafka_bootstrap, acks="all")
+        await producer.start()
+        try:
+            await producer.send_and_wait(
+                Topic.IMAGE_UPLOADED.value,
+                encode_event(event),
+                key=b"space-t",
+                headers=[("traceparent", traceparent.encode())],
+            )
+        finally:
+            await producer.stop()
+
+    asyncio.run(produce_with_context())
+    stage = EchoStage(stack, tmp_path, group)
+    try:
+        (output,) = wait_output(stack, event.upload_id)
+    finally:
+        stage.stop()
+    assert output.headers["traceparent"].decode() == traceparent
+    assert output.headers["ce_type"] == b"avatar.failed"  # the CloudEvents headers are still there

@@ -38,6 +38,7 @@ from typing import Any
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 log = logging.getLogger("avatarflow.tracing")
 
@@ -46,6 +47,7 @@ _TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 EXCLUDED_URLS = "/healthz,/readyz,/metrics"
 _OFF = {"", "none"}
 _OTLP = {"otlp", "otlp_json_http"}
+_W3C = TraceContextTextMapPropagator()
 
 
 def make_traceparent(trace_id: str, span_id: str | None = None) -> str:
@@ -129,13 +131,9 @@ def current_trace_id() -> str | None:
 
 def current_traceparent() -> str | None:
     """The W3C ``traceparent`` of the current span, or None outside any valid trace context."""
-    span_context = trace.get_current_span().get_span_context()
-    if not span_context.is_valid:
-        return None
-    return (
-        f"00-{trace.format_trace_id(span_context.trace_id)}-{trace.format_span_id(span_context.span_id)}"
-        f"-{int(span_context.trace_flags):02x}"
-    )
+    carrier: dict[str, str] = {}
+    _W3C.inject(carrier)  # the very header the broker's telemetry middleware writes
+    return carrier.get("traceparent")
 
 
 @contextmanager
