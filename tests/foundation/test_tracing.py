@@ -7,15 +7,19 @@ import json
 import logging
 import sys
 
+import httpx
 import pytest
 from avatarflow_runtime.logging import configure_logging, get_logger
 from avatarflow_runtime.tracing import (
+    Tracing,
     configure_tracing,
     continue_trace,
     current_trace_id,
     current_traceparent,
+    instrument_fastapi,
     parse_traceparent,
 )
+from fastapi import FastAPI
 from opentelemetry import trace
 from opentelemetry.sdk.resources import SERVICE_NAME
 from opentelemetry.sdk.trace import TracerProvider
@@ -99,3 +103,33 @@ def test_log_lines_carry_the_current_trace_and_span(monkeypatch: pytest.MonkeyPa
     for line in (inside, library):
         assert line["trace_id"] == trace.format_trace_id(context.trace_id)
         assert line["span_id"] == trace.format_span_id(context.span_id)
+
+
+async def test_request_spans_continue_the_callers_trace_and_never_hold_a_token_or_a_probe() -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    app = FastAPI()
+
+    @app.get("/v1/spaces/{space_id}/events")
+    async def events(space_id: str) -> dict[str, str]:
+        return {"trace_id": current_trace_id() or ""}
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    instrument_fastapi(app, Tracing(provider, enabled=True))
+    token = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJlLTEifQ.c2lnbmF0dXJlLXZhbHVl"
+    caller = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+        answer = await client.get(
+            f"/v1/spaces/s-1/events?access_token={token}&cursor=7", headers={"traceparent": caller}
+        )
+        await client.get("/healthz")
+    assert answer.json() == {"trace_id": TRACE_ID}  # the handler runs in the caller's trace
+    (span,) = exporter.get_finished_spans()  # the probe made none
+    assert span.name == "GET /v1/spaces/{space_id}/events"
+    assert span.parent is not None and trace.format_span_id(span.parent.span_id) == "00f067aa0ba902b7"
+    values = " ".join(str(v) for v in (span.attributes or {}).values())
+    assert token not in values and "access_token=[redacted]" in values and "cursor=7" in values

@@ -174,13 +174,41 @@ def kafka_telemetry(tracing: Tracing) -> Any:
     return KafkaTelemetryMiddleware(tracer_provider=tracing.tracer_provider)
 
 
+# Query parameters whose values are credentials: the notifier's SSE stream takes ``?access_token=`` (a
+# browser EventSource cannot send headers), presigned S3 URLs carry signatures.
+_SECRET_QUERY = re.compile(
+    r"(?i)(^|[?&])(access_token|token|jwt|password|secret|sig|signature|x-amz-signature|x-amz-credential"
+    r"|x-amz-security-token)=[^&#\s]*"
+)
+# Where the HTTP instrumentation writes the request's URL or query (old and new semantic conventions).
+_URL_ATTRIBUTES = ("http.target", "http.url", "url.query", "url.full")
+
+
+def redact_query(text: str) -> str:
+    return _SECRET_QUERY.sub(r"\1\2=[redacted]", text)
+
+
+def _redact_request_attributes(span: Any, _scope: dict[str, Any]) -> None:
+    """server_request_hook: a token in the query string must never reach a span (it would reach the
+    tracing backend, readable by whoever reads traces)."""
+    if span is None or not span.is_recording():
+        return
+    attributes = getattr(span, "attributes", None) or {}
+    for key in _URL_ATTRIBUTES:
+        value = attributes.get(key)
+        if isinstance(value, str) and (redacted := redact_query(value)) != value:
+            span.set_attribute(key, redacted)
+
+
 def instrument_fastapi(app: Any, tracing: Tracing) -> None:
-    """A server span per request (continuing the caller's ``traceparent``), health probes excluded."""
+    """A server span per request (continuing the caller's ``traceparent``), health probes excluded,
+    credentials in the query string redacted. Request headers are not recorded (Authorization)."""
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
     FastAPIInstrumentor.instrument_app(
         app,
         tracer_provider=tracing.tracer_provider,
         excluded_urls=EXCLUDED_URLS,
+        server_request_hook=_redact_request_attributes,
         exclude_spans=["receive", "send"],  # one span per request, not one per ASGI message
     )
