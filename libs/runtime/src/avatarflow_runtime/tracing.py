@@ -170,8 +170,13 @@ def kafka_telemetry(tracing: Tracing) -> Any:
     """FastStream's Kafka middleware on this service's provider: consumers continue the record's
     ``traceparent``, producers write theirs."""
     from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
+    from opentelemetry.metrics import NoOpMeterProvider
 
-    return KafkaTelemetryMiddleware(tracer_provider=tracing.tracer_provider)
+    # Spans only: the services' metrics are Prometheus ones (/metrics), so the middleware's OpenTelemetry
+    # instruments would be work for nothing.
+    return KafkaTelemetryMiddleware(
+        tracer_provider=tracing.tracer_provider, meter_provider=NoOpMeterProvider(), include_messages_counters=False
+    )
 
 
 # Query parameters whose values are credentials: the notifier's SSE stream takes ``?access_token=`` (a
