@@ -227,20 +227,23 @@ def test_one_upload_is_one_trace_across_the_five_services(pipeline: Pipeline, sh
     assert not dangling, dangling
 
     # From the notifier's render record back to the request, the services in pipeline order, each hop
-    # a consumer span whose parent is the producer span of the stage before.
-    (span,) = [s for s in spans.values() if s["service"] == "notifier" and s["name"] == "avatar.rendered process"]
-    path = [span]
-    while span.get("parentSpanId"):
-        span = spans[span["parentSpanId"]]
-        path.append(span)
-    services = [s["service"] for s in path]
-    assert list(dict.fromkeys(services)) == ["notifier", "animator", "matting", "validator", "ingest"], services
-    for child, parent in itertools.pairwise(path):
-        if child["name"].endswith(" process"):  # a consumer continues its producer's span
-            assert parent["name"].endswith(" create") and parent["service"] != child["service"], (child, parent)
-    processed = [s["name"] for s in path if s["name"].endswith(" process")]
-    assert processed == ["avatar.rendered process", "avatar.matted process", "face.validated process",
-                         "image.uploaded process"], processed  # fmt: skip
+    # a consumer span whose parent is the producer span of the stage before. (At least once: a record
+    # redelivered after a rebalance has a second process span, with the same ancestry.)
+    renders = [s for s in spans.values() if s["service"] == "notifier" and s["name"] == "avatar.rendered process"]
+    assert renders, "the notifier's span for the render never arrived"
+    for span in renders:
+        path = [span]
+        while span.get("parentSpanId"):
+            span = spans[span["parentSpanId"]]
+            path.append(span)
+        services = [s["service"] for s in path]
+        assert list(dict.fromkeys(services)) == ["notifier", "animator", "matting", "validator", "ingest"], services
+        for child, parent in itertools.pairwise(path):
+            if child["name"].endswith(" process"):  # a consumer continues its producer's span
+                assert parent["name"].endswith(" create") and parent["service"] != child["service"], (child, parent)
+        processed = [s["name"] for s in path if s["name"].endswith(" process")]
+        assert processed == ["avatar.rendered process", "avatar.matted process", "face.validated process",
+                             "image.uploaded process"], processed  # fmt: skip
 
     # Each service's log lines for this upload carry the trace id (and the span they were logged in).
     for name in SERVICES:
