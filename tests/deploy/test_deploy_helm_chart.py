@@ -402,6 +402,43 @@ def test_s3_endpoint_is_wired_when_set() -> None:
         assert wired_env(deployment, manifests)["AVATARFLOW_S3_ENDPOINT_URL"] == "http://seaweedfs.storage:8333"
 
 
+def test_tracing_is_off_by_default_and_wired_from_the_values(default_manifests: list[Manifest]) -> None:
+    for deployment in of_kind(default_manifests, "Deployment"):
+        env = wired_env(deployment, default_manifests)
+        assert env["OTEL_TRACES_EXPORTER"] == "none", component(deployment)
+        assert not {k for k in env if k.startswith("OTEL_") and k != "OTEL_TRACES_EXPORTER"}, component(deployment)
+    tracing = {
+        "exporter": "otlp",
+        "otlpEndpoint": "http://otel-collector.observability:4318",
+        "sampler": "parentbased_traceidratio",
+        "samplerArg": "0.25",
+        "resourceAttributes": "deployment.environment=staging",
+        "env": {"OTEL_EXPORTER_OTLP_COMPRESSION": "gzip", "OTEL_BSP_SCHEDULE_DELAY": 1000},
+        "headersSecret": {"name": "otlp-credentials", "key": "headers"},
+    }
+    manifests = render_chart({"config": {"tracing": tracing}})
+    policies = {
+        p["spec"]["podSelector"]["matchLabels"].get("app.kubernetes.io/component"): p
+        for p in of_kind(manifests, "NetworkPolicy")
+    }
+    for deployment in of_kind(manifests, "Deployment"):
+        env = wired_env(deployment, manifests)
+        assert {k: v for k, v in env.items() if k.startswith("OTEL_")} == {
+            "OTEL_TRACES_EXPORTER": "otlp",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel-collector.observability:4318",
+            "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+            "OTEL_TRACES_SAMPLER_ARG": "0.25",
+            "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=staging",
+            "OTEL_EXPORTER_OTLP_COMPRESSION": "gzip",
+            "OTEL_BSP_SCHEDULE_DELAY": "1000",
+            "OTEL_EXPORTER_OTLP_HEADERS": "<secret>",  # a vendor's key stays in its Secret
+        }, component(deployment)
+        assert 4318 in egress_ports(policies[component(deployment)]), component(deployment)
+    for config_map in of_kind(manifests, "ConfigMap"):
+        assert "OTEL_EXPORTER_OTLP_HEADERS" not in config_map.get("data", {})
+    assert all(4318 not in egress_ports(p) for p in of_kind(default_manifests, "NetworkPolicy"))
+
+
 def test_config_maps_hold_no_credentials(rendered: tuple[str, list[Manifest]]) -> None:
     _, manifests = rendered
     for config_map in of_kind(manifests, "ConfigMap"):
@@ -475,6 +512,9 @@ BAD_VALUES: dict[str, dict[str, Any]] = {
     "bootstrap servers without a port": {"config": {"kafka": {"bootstrapServers": "kafka"}}},
     "no jwt secret name": {"secrets": {"jwt": {"existingSecret": ""}}},
     "invalid bucket name": {"config": {"s3": {"bucket": "Avatar_Flow"}}},
+    "unknown trace exporter": {"config": {"tracing": {"exporter": "jaeger"}}},
+    "otlp tracing without an endpoint": {"config": {"tracing": {"exporter": "otlp"}}},
+    "a non-OTEL variable under tracing": {"config": {"tracing": {"env": {"AVATARFLOW_LOG_LEVEL": "DEBUG"}}}},
 }
 
 

@@ -54,13 +54,17 @@ def uploaded(space: str = "space-t") -> ImageUploaded:
     )
 
 
-async def produce(bootstrap: str, values: list[bytes], key: bytes = b"space-t") -> None:
+async def produce(
+    bootstrap: str, values: list[bytes], key: bytes = b"space-t", headers: dict[bytes, dict[str, bytes]] | None = None
+) -> None:
+    """``headers``: the headers of the records whose value is the key."""
     # Room for the oversized source records of the dead-letter size tests.
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", max_request_size=4 * 1024 * 1024)
     await producer.start()
     try:
         for value in values:
-            await producer.send_and_wait(Topic.IMAGE_UPLOADED.value, value, key=key)
+            record_headers = list((headers or {}).get(value, {}).items()) or None
+            await producer.send_and_wait(Topic.IMAGE_UPLOADED.value, value, key=key, headers=record_headers)
     finally:
         await producer.stop()
 
@@ -174,12 +178,18 @@ def test_poison_records_go_to_dead_letter_and_stream_keeps_flowing(
         b'{"marker":"' + marker.encode() + b'","pad":"' + b"x" * 600_000 + b'"}',
         json.dumps({**naive_time, "marker": marker}).encode(),
     ]
-    asyncio.run(produce(stack.kafka_bootstrap, [encode_event(before), *poison, encode_event(after)]))
+    # An upstream trace context on the first record (tracing is off here, as by default).
+    traceparent = f"00-{before.trace_id}-{uuid.uuid4().hex[:16]}-01".encode()
+    values = [encode_event(before), *poison, encode_event(after)]
+    asyncio.run(produce(stack.kafka_bootstrap, values, headers={values[0]: {"traceparent": traceparent}}))
     stage = EchoStage(stack, tmp_path, group)
     try:
         assert wait_output(stack, before.upload_id) and wait_output(stack, after.upload_id)
-        # Every event carries the CloudEvents Kafka-binding headers (issue 16).
         (output,) = wait_output(stack, before.upload_id)
+        # With tracing off the consumer still continues the record's W3C context, and the producer
+        # forwards it unchanged (trace and parent span), not a fresh random one (issue 16, item 8).
+        assert output.headers["traceparent"] == traceparent
+        # Every event carries the CloudEvents Kafka-binding headers (issue 16).
         failed = AvatarFailed.model_validate_json(output.value)
         assert output.headers["ce_specversion"] == b"1.0" and output.headers["ce_source"] == b"/avatarflow/echo"
         assert output.headers["ce_id"] == str(failed.event_id).encode()

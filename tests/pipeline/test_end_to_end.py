@@ -1,21 +1,27 @@
 """The whole pipeline as separate processes on the real broker, S3 and PostgreSQL.
 
 Upload over HTTP -> validator -> matting -> animator -> notifier, with the editor's view, the
-end user's view, the stored avatar pack, every service's /metrics and the analytics consumer.
+end user's view, the stored avatar pack, every service's /metrics, the analytics consumer, and the
+upload's trace (the services export their spans over OTLP/HTTP to a receiver the test runs).
 """
 
 from __future__ import annotations
 
 import asyncio
+import gzip
 import hashlib
+import itertools
 import json
 import secrets
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import boto3
 import httpx
@@ -38,10 +44,56 @@ SECRET = secrets.token_urlsafe(32)
 TERMINAL = {"ready", "rejected", "failed"}
 
 
+class OtlpReceiver:
+    """A tiny OTLP/HTTP trace receiver on 127.0.0.1: keeps every span it is sent, with its service."""
+
+    def __init__(self) -> None:
+        self.spans: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", "0")))
+                if self.headers.get("content-encoding") == "gzip":
+                    body = gzip.decompress(body)
+                if self.path != "/v1/traces" or "json" not in (self.headers.get("content-type") or ""):
+                    self.send_response(415)
+                    self.end_headers()
+                    return
+                receiver.add(json.loads(body))
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, *_args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def add(self, request: dict[str, Any]) -> None:
+        """ExportTraceServiceRequest (OTLP JSON): resourceSpans -> scopeSpans -> spans."""
+        for resource_spans in request.get("resourceSpans", []):
+            attributes = {a["key"]: a["value"].get("stringValue") for a in resource_spans["resource"]["attributes"]}
+            for scope_spans in resource_spans.get("scopeSpans", []):
+                with self.lock:
+                    self.spans += [{**span, "service": attributes["service.name"]} for span in scope_spans["spans"]]
+
+    def trace(self, trace_id: str) -> dict[str, dict[str, Any]]:
+        with self.lock:
+            return {span["spanId"]: span for span in self.spans if span["traceId"] == trace_id}
+
+
 class Pipeline:
-    def __init__(self, procs: dict[str, ServiceProcess], stack: StackEndpoints) -> None:
+    def __init__(self, procs: dict[str, ServiceProcess], stack: StackEndpoints, otlp: OtlpReceiver) -> None:
         self.procs = procs
         self.stack = stack
+        self.otlp = otlp
+        # (space, upload_id, avatar.rendered) of the first ready upload, for the tests that inspect one.
+        self.ready: tuple[str, str, AvatarRendered] | None = None
 
     def url(self, service: str) -> str:
         return self.procs[service].base_url
@@ -84,6 +136,7 @@ class Pipeline:
 def pipeline(stack: StackEndpoints, postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
     workdir = tmp_path_factory.mktemp("pipeline")
     procs = {name: ServiceProcess(name, {}, workdir / f"{name}.log") for name in SERVICES}
+    otlp = OtlpReceiver()
     env = pipeline_env(
         stack.service_env(),
         ingest_url=procs["ingest"].base_url,
@@ -91,13 +144,18 @@ def pipeline(stack: StackEndpoints, postgres_url: str, tmp_path_factory: pytest.
         AVATARFLOW_DATABASE_URL=postgres_url,
         AVATARFLOW_INGEST_RATE_LIMIT_PER_MINUTE="1000",
         AVATARFLOW_JWT_SECRET=SECRET,
+        # Tracing on (it is off by default): every service exports its spans to the test's receiver.
+        OTEL_TRACES_EXPORTER="otlp",
+        OTEL_EXPORTER_OTLP_ENDPOINT=otlp.endpoint,
+        OTEL_BSP_SCHEDULE_DELAY="200",
     )
     try:
         start_all(list(procs.values()), env)
-        yield Pipeline(procs, stack)
+        yield Pipeline(procs, stack, otlp)
     finally:
         for proc in procs.values():
             proc.stop(timeout_s=30)
+        otlp.server.shutdown()
 
 
 def test_accepted_upload_becomes_a_ready_avatar_pack(pipeline: Pipeline, shared_dir: Path) -> None:
@@ -110,6 +168,7 @@ def test_accepted_upload_becomes_a_ready_avatar_pack(pipeline: Pipeline, shared_
     rendered = [decode_event(r.value, AvatarRendered) for r in records if upload_id.encode() in r.value]
     assert rendered, "no avatar.rendered event"
     event = rendered[0]
+    pipeline.ready = (space, upload_id, event)
     s3 = boto3.client(
         "s3", endpoint_url=pipeline.stack.s3_endpoint, aws_access_key_id=pipeline.stack.s3_access_key,
         aws_secret_access_key=pipeline.stack.s3_secret_key, region_name="us-east-1",
@@ -133,6 +192,68 @@ def test_accepted_upload_becomes_a_ready_avatar_pack(pipeline: Pipeline, shared_
     for name, asset in public["files"].items():
         body = httpx.get(f"{pipeline.url('notifier')}{asset['url']}", timeout=10).content
         assert hashlib.sha256(body).hexdigest() == by_name[name].sha256, name
+
+
+def test_one_upload_is_one_trace_across_the_five_services(pipeline: Pipeline, shared_dir: Path) -> None:
+    """ingest -> validator -> matting -> animator -> notifier: one trace id (the events' trace_id), every
+    span's parent in the trace, and the log lines of each service carrying that trace id."""
+    if pipeline.ready is None:  # run on its own: make a ready upload first
+        test_accepted_upload_becomes_a_ready_avatar_pack(pipeline, shared_dir)
+    assert pipeline.ready is not None
+    _space, upload_id, rendered = pipeline.ready
+    trace_id = rendered.trace_id
+
+    def notifier_took_the_render(spans: dict[str, dict[str, Any]]) -> bool:
+        return any(s["service"] == "notifier" and s["name"] == "avatar.rendered process" for s in spans.values())
+
+    deadline = time.monotonic() + 30  # spans are batched (OTEL_BSP_SCHEDULE_DELAY=200 ms)
+    spans = pipeline.otlp.trace(trace_id)
+    while time.monotonic() < deadline and not (
+        notifier_took_the_render(spans) and all(s.get("parentSpanId", "") in ("", *spans) for s in spans.values())
+    ):
+        time.sleep(0.5)
+        spans = pipeline.otlp.trace(trace_id)
+    assert {s["service"] for s in spans.values()} >= set(SERVICES), sorted({s["service"] for s in spans.values()})
+
+    # One root: ingest's server span for the upload request; every other span's parent is in the trace.
+    roots = [s for s in spans.values() if not s.get("parentSpanId")]
+    assert len(roots) == 1, [(s["service"], s["name"]) for s in roots]
+    assert roots[0]["service"] == "ingest" and roots[0]["name"] == "POST /v1/spaces/{space_id}/uploads"
+    dangling = [
+        (s["service"], s["name"]) for s in spans.values() if s.get("parentSpanId") and s["parentSpanId"] not in spans
+    ]
+    assert not dangling, dangling
+
+    # From the notifier's render record back to the request, the services in pipeline order, each hop
+    # a consumer span whose parent is the producer span of the stage before. (At least once: a record
+    # redelivered after a rebalance has a second process span, with the same ancestry.)
+    renders = [s for s in spans.values() if s["service"] == "notifier" and s["name"] == "avatar.rendered process"]
+    assert renders, "the notifier's span for the render never arrived"
+    for span in renders:
+        path = [span]
+        while span.get("parentSpanId"):
+            span = spans[span["parentSpanId"]]
+            path.append(span)
+        services = [s["service"] for s in path]
+        assert list(dict.fromkeys(services)) == ["notifier", "animator", "matting", "validator", "ingest"], services
+        for child, parent in itertools.pairwise(path):
+            if child["name"].endswith(" process"):  # a consumer continues its producer's span
+                assert parent["name"].endswith(" create") and parent["service"] != child["service"], (child, parent)
+        processed = [s["name"] for s in path if s["name"].endswith(" process")]
+        assert processed == ["avatar.rendered process", "avatar.matted process", "face.validated process",
+                             "image.uploaded process"], processed  # fmt: skip
+
+    # Each service's log lines for this upload carry the trace id (and the span they were logged in).
+    for name in SERVICES:
+        lines = [
+            json.loads(line)
+            for line in pipeline.procs[name].log_path.read_text().splitlines()
+            if line.startswith("{") and upload_id in line
+        ]
+        lines = [line for line in lines if line.get("upload_id") == upload_id]
+        assert lines, f"{name} logged nothing about {upload_id}"
+        assert {line.get("trace_id") for line in lines} == {trace_id}, (name, lines[:3])
+        assert all(spans.get(line.get("span_id", "")) for line in lines), (name, lines[:3])
 
 
 def test_rejected_upload_prompts_the_editor_only(pipeline: Pipeline, shared_dir: Path) -> None:

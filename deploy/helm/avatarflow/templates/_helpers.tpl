@@ -204,6 +204,24 @@ DO_NOT_TRACK: "1"
 HOME: /tmp
 XDG_CACHE_HOME: /var/cache/avatarflow
 MPLCONFIGDIR: /var/cache/avatarflow/matplotlib
+{{- with $c.tracing }}
+OTEL_TRACES_EXPORTER: {{ .exporter | quote }}
+{{- if ne .exporter "none" }}
+{{- with .otlpEndpoint }}
+OTEL_EXPORTER_OTLP_ENDPOINT: {{ . | quote }}
+{{- end }}
+OTEL_TRACES_SAMPLER: {{ .sampler | quote }}
+{{- with .samplerArg }}
+OTEL_TRACES_SAMPLER_ARG: {{ . | toString | quote }}
+{{- end }}
+{{- with .resourceAttributes }}
+OTEL_RESOURCE_ATTRIBUTES: {{ . | quote }}
+{{- end }}
+{{- range $k, $v := .env }}
+{{ $k }}: {{ $v | toString | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- range $k, $v := $c.extraEnv }}
 {{ $k }}: {{ $v | toString | quote }}
 {{- end }}
@@ -287,6 +305,12 @@ AVATARFLOW_{{ upper $k }}: {{ $v | toString | quote }}
 - name: AVATARFLOW_DATABASE_URL
   valueFrom:
     secretKeyRef: { name: {{ $s.database.existingSecret | quote }}, key: {{ $s.database.urlKey | quote }} }
+{{- end }}
+{{- $tracing := .root.Values.config.tracing }}
+{{- if and (ne $tracing.exporter "none") $tracing.headersSecret.name }}
+- name: OTEL_EXPORTER_OTLP_HEADERS
+  valueFrom:
+    secretKeyRef: { name: {{ $tracing.headersSecret.name | quote }}, key: {{ $tracing.headersSecret.key | quote }} }
 {{- end }}
 {{- end -}}
 

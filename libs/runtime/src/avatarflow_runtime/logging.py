@@ -1,4 +1,4 @@
-"""structlog JSON logs with upload_id / space_id / trace_id bound per message, secrets scrubbed."""
+"""structlog JSON logs with upload_id / space_id / trace_id (the current trace) per message, secrets scrubbed."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import sys
 from typing import Any
 
 import structlog
+
+from .tracing import add_trace_context
 
 # A JWT (three base64url segments) or a bearer credential must never reach a log line.
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}")
@@ -63,6 +65,7 @@ def configure_logging(service: str, level: str = "INFO", json_output: bool = Tru
     renderer: Any = structlog.processors.JSONRenderer() if json_output else structlog.dev.ConsoleRenderer()
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
+        add_trace_context,  # the current OpenTelemetry trace/span ids (a consumed record's, a request's)
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         scrub_secrets,

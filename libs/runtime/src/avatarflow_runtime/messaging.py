@@ -61,7 +61,7 @@ from . import metrics
 from .errors import PermanentError, RecordTooLarge, TransientError
 from .logging import get_logger
 from .settings import ServiceSettings
-from .tracing import make_traceparent
+from .tracing import continue_trace, current_traceparent, make_traceparent
 
 if TYPE_CHECKING:  # storage imports boto3
     from .storage import ObjectStore
@@ -166,8 +166,16 @@ class EventBus:
     async def publish(self, event: Envelope, *, attempts: int | None = None) -> None:
         """``attempts`` (default AVATARFLOW_MAX_ATTEMPTS) bounds the tries; a caller that holds an HTTP
         request open passes fewer, since each try may wait out the producer's request timeout."""
-        headers = {
-            HEADER_TRACEPARENT: make_traceparent(event.trace_id),
+        with continue_trace(event.trace_id):
+            await self._send(
+                event.TOPIC.value, encode_event(event), event.space_id.encode(), self._headers(event), attempts
+            )
+
+    def _headers(self, event: Envelope) -> dict[str, str]:
+        return {
+            # The current span's context; the broker's telemetry middleware writes its producer span's
+            # over it when tracing is on. Either way the consumer continues the upload's trace.
+            HEADER_TRACEPARENT: current_traceparent() or make_traceparent(event.trace_id),
             HEADER_EVENT_TYPE: event.event_type,
             HEADER_SCHEMA_VERSION: event.schema_version,
             "content-type": "application/json",
@@ -178,7 +186,6 @@ class EventBus:
             HEADER_CE_SOURCE: f"/avatarflow/{self.service}",
             HEADER_CE_TIME: event.occurred_at.isoformat(),
         }
-        await self._send(event.TOPIC.value, encode_event(event), event.space_id.encode(), headers, attempts)
 
     def _object_store(self) -> ObjectStore:
         if self.store is None:  # services without storage of their own (the notifier) get one on demand

@@ -22,6 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
+from opentelemetry import trace
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -32,6 +33,7 @@ from .messaging import EventBus, report_consumer_lag
 from .metrics import HTTP_RESPONSES
 from .settings import InsecureSecret, ServiceSettings
 from .storage import ObjectStore
+from .tracing import Tracing, configure_tracing, instrument_fastapi, kafka_telemetry
 
 # Broker address written into generated AsyncAPI documents (stable, so the drift test is too).
 DOC_BOOTSTRAP = "kafka:9092"
@@ -39,7 +41,8 @@ ReadinessCheck = Callable[[], Awaitable[None]]
 log = get_logger("avatarflow.service")
 
 
-def make_broker(settings: ServiceSettings) -> KafkaBroker:
+def make_broker(settings: ServiceSettings, tracing: Tracing | None = None) -> KafkaBroker:
+    tracing = tracing or Tracing(trace.NoOpTracerProvider(), enabled=False)
     return KafkaBroker(
         settings.kafka_bootstrap_servers,
         client_id=settings.service_name,
@@ -51,6 +54,8 @@ def make_broker(settings: ServiceSettings) -> KafkaBroker:
         graceful_timeout=settings.shutdown_budget()[1],
         # Errors inside handlers are ours to report (structlog); FastStream's own lines stay quiet.
         log_level=30,
+        # Consumers continue each record's traceparent, producers write theirs (spans only when tracing is on).
+        middlewares=[kafka_telemetry(tracing)],
     )
 
 
@@ -60,6 +65,7 @@ class ServiceRuntime:
     broker: KafkaBroker
     bus: EventBus
     store: ObjectStore | None
+    tracing: Tracing
     readiness_checks: dict[str, ReadinessCheck] = field(default_factory=dict)
     on_startup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     on_shutdown: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
@@ -69,9 +75,11 @@ class ServiceRuntime:
     def create(cls, settings: ServiceSettings, *, with_storage: bool = True) -> ServiceRuntime:
         os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
         configure_logging(settings.service_name, settings.log_level, settings.log_json)
-        broker = make_broker(settings)
+        tracing = configure_tracing(settings.service_name)  # OTEL_* variables; off by default
+        broker = make_broker(settings, tracing)
         store = ObjectStore.from_settings(settings) if with_storage else None
-        runtime = cls(settings=settings, broker=broker, bus=EventBus(broker, settings, store), store=store)
+        bus = EventBus(broker, settings, store)
+        runtime = cls(settings=settings, broker=broker, bus=bus, store=store, tracing=tracing)
         runtime.readiness_checks["broker"] = runtime._check_broker
         if store is not None:
             runtime.readiness_checks["storage"] = store.ping
@@ -103,6 +111,7 @@ class ServiceRuntime:
             await self.broker.stop()
             for hook in self.on_shutdown:
                 await hook()
+            await asyncio.to_thread(self.tracing.shutdown)  # export the last batched spans
             log.info("service_stopped")
 
     def build_app(self, *, title: str, description: str, routers: Sequence[APIRouter] = ()) -> FastAPI:
@@ -120,7 +129,12 @@ class ServiceRuntime:
         install_error_handlers(app)
         install_request_limits(app, self.settings)
         app.add_middleware(HttpMetrics, service=self.settings.service_name)
+        self.instrument_http(app)
         return app
+
+    def instrument_http(self, app: FastAPI) -> None:
+        """Server spans for the app's requests, continuing a caller's ``traceparent`` (tracing on)."""
+        instrument_fastapi(app, self.tracing)
 
 
 class ApiDocsUrls(TypedDict):

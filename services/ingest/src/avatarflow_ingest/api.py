@@ -16,6 +16,7 @@ from avatarflow_runtime.logging import get_logger, security_event
 from avatarflow_runtime.ratelimit import RateLimiter
 from avatarflow_runtime.service import ServiceRuntime
 from avatarflow_runtime.storage import sha256_hex
+from avatarflow_runtime.tracing import current_trace_id
 from fastapi import APIRouter, Depends, File, Header, Path, Request, UploadFile
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
@@ -223,7 +224,8 @@ def build_router(runtime: ServiceRuntime, settings: IngestSettings) -> APIRouter
             editor_id=principal.subject,
             original=ref,
             source="ingest",
-            trace_id=new_trace_id(),
+            # The request's trace (tracing on, or a caller's traceparent): one upload, one trace.
+            trace_id=current_trace_id() or new_trace_id(),
             # Derived, so every publish of this upload (retries, replays) carries one event id.
             event_id=uuid.uuid5(upload_id, "image.uploaded"),
         )

@@ -73,6 +73,7 @@ def create_service_app(settings: NotifierSettings | None = None) -> FastAPI:
     runtime = build_runtime(settings, store)
     # /readyz also reflects the broker connection (the consumers), not only the database.
     app = create_app(settings, store, catalogue, readiness={"broker": runtime.readiness_checks["broker"]})
+    runtime.instrument_http(app)
     api_lifespan = app.router.lifespan_context
 
     @asynccontextmanager
