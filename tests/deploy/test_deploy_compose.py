@@ -45,7 +45,7 @@ def test_avatarflow_services_are_built_from_their_dockerfiles(compose: dict[str,
     for name in SERVICES:
         build = services[name]["build"]
         assert build["context"] == "."
-        assert build["dockerfile"] == f"services/{name}/Dockerfile"
+        assert build["dockerfile"] == "Dockerfile" and build["args"]["SERVICE"] == name
         assert (REPO / build["dockerfile"]).is_file()
         # Same hardening as the Kubernetes pods.
         assert services[name]["user"] == "10001:10001" and services[name]["read_only"] is True
@@ -101,7 +101,13 @@ def test_gpu_animator_is_a_profile_with_a_device_reservation(compose: dict[str, 
     services = compose["services"]
     gpu = services["animator-gpu"]
     assert gpu["profiles"] == ["gpu"]
-    assert gpu["build"]["dockerfile"] == "services/animator/Dockerfile.gpu"
+    assert gpu["build"]["dockerfile"] == "Dockerfile"
+    assert gpu["build"]["args"] == {
+        "SERVICE": "animator",
+        "EXTRA": "gpu",
+        "APT_PACKAGES": "espeak-ng",
+        "VARIANT": "gpu",
+    }
     (device,) = gpu["deploy"]["resources"]["reservations"]["devices"]
     assert device["driver"] == "nvidia" and device["capabilities"] == ["gpu"]
     assert gpu["environment"]["AVATARFLOW_ANIMATOR_EXECUTION_PROVIDER"] == "cuda"
