@@ -7,10 +7,9 @@ public endpoints, pages and the operations endpoints ignore credentials.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 
 from avatarflow_runtime.service import ReadinessCheck, health_router, http_app
@@ -18,8 +17,9 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from .broadcast import Broadcaster
-from .catalogue import Catalogue, seed_catalogue
-from .consumer import DESCRIPTION, TITLE, build_runtime, prune_forever
+from .catalogue import Catalogue
+from .consumer import DESCRIPTION, TITLE, build_runtime
+from .housekeeping import Housekeeping, migrate_if_configured
 from .settings import NotifierSettings
 from .store import StatusStore
 from .web import ROUTERS
@@ -88,36 +88,3 @@ class ApiReadiness:
 
     readiness_checks: dict[str, ReadinessCheck]
     started: bool = True
-
-
-async def migrate_if_configured(settings: NotifierSettings) -> None:
-    if settings.notifier_migrate_on_start:
-        from .migrate import upgrade_database
-
-        await asyncio.to_thread(upgrade_database, settings.database_url)
-
-
-@dataclass
-class Housekeeping:
-    """Before the consumers start: migrations and the catalogue seed (when configured); while the
-    service runs: the pruning of expired idempotency records."""
-
-    settings: NotifierSettings
-    store: StatusStore
-    catalogue: Catalogue
-    pruner: asyncio.Task[None] | None = field(default=None, init=False)
-
-    async def start(self) -> None:
-        settings = self.settings
-        await migrate_if_configured(settings)
-        if settings.notifier_seed_catalogue:
-            prefix = settings.notifier_catalogue_prefix
-            await asyncio.to_thread(seed_catalogue, self.catalogue.s3, settings.s3_bucket, prefix=prefix)
-        if settings.notifier_applied_events_retention_days > 0:
-            self.pruner = asyncio.create_task(prune_forever(self.store, settings), name="prune-applied-events")
-
-    async def stop(self) -> None:
-        if self.pruner is not None:
-            self.pruner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.pruner
