@@ -18,20 +18,10 @@ from avatarflow_animator.encode import encode_png, encode_webm, tile_atlas
 from avatarflow_contracts.manifest import OVR_VISEMES, AvatarManifest
 from avatarflow_notifier.handlers import apply_event
 from avatarflow_runtime.auth import mint_token
+from browser_support import chromium
 from notifier_factories import T0, Run
 from notifier_fixtures import BUCKET, JWT_SECRET
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--autoplay-policy=no-user-gesture-required",
-]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 SIZE = 64
 FPS = 25
@@ -139,9 +129,7 @@ SAMPLE_JS = """async (seconds) => {
 
 
 async def test_player_shows_the_viseme_of_the_audio_time(live_server, s3):
-    if not CHROMIUM.exists():
-        pytest.skip("chromium is not installed (apt-get install -y chromium)")
-    from playwright.async_api import async_playwright, expect
+    from playwright.async_api import expect
 
     files, manifest = build_pack()
     space = f"player-{uuid.uuid4().hex[:10]}"
@@ -163,31 +151,27 @@ async def test_player_shows_the_viseme_of_the_audio_time(live_server, s3):
         return min(abs(t - e.start_s) for e in timeline) <= BOUNDARY_SLACK_S
 
     ARTIFACTS.mkdir(exist_ok=True)
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = await browser.new_page(viewport={"width": 600, "height": 500})
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            await page.goto(f"{live_server.base_url}/spaces/{space}")
-            await expect(page.locator("body")).to_have_attribute("data-player", "ready", timeout=15_000)
-            await expect(page.locator("#avatar-canvas")).to_have_attribute("data-mode", "idle")
-            await page.locator("#talk").click()
-            samples = await page.evaluate(SAMPLE_JS, manifest.preview.duration_s)
-            await page.screenshot(path=str(ARTIFACTS / "player-space.png"))
-            # The audio ends and the player goes back to the idle loop.
-            await expect(page.locator("#avatar-canvas")).to_have_attribute("data-mode", "idle", timeout=5_000)
+    async with chromium("--autoplay-policy=no-user-gesture-required") as browser:
+        page = await browser.new_page(viewport={"width": 600, "height": 500})
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        await page.goto(f"{live_server.base_url}/spaces/{space}")
+        await expect(page.locator("body")).to_have_attribute("data-player", "ready", timeout=15_000)
+        await expect(page.locator("#avatar-canvas")).to_have_attribute("data-mode", "idle")
+        await page.locator("#talk").click()
+        samples = await page.evaluate(SAMPLE_JS, manifest.preview.duration_s)
+        await page.screenshot(path=str(ARTIFACTS / "player-space.png"))
+        # The audio ends and the player goes back to the idle loop.
+        await expect(page.locator("#avatar-canvas")).to_have_attribute("data-mode", "idle", timeout=5_000)
 
-            editor = await browser.new_page(viewport={"width": 1000, "height": 800})
-            token = mint_token(JWT_SECRET, subject="alice", space_id=space)
-            await editor.goto(f"{live_server.base_url}/editor/{space}#token={token}")
-            await expect(editor.locator("body")).to_have_attribute("data-player", "ready", timeout=15_000)
-            await expect(editor.locator("#hear-avatar")).to_be_visible()
-            await editor.locator("#hear-avatar").click()
-            await expect(editor.locator("#preview-canvas")).to_have_attribute("data-mode", "speaking")
-            await editor.screenshot(path=str(ARTIFACTS / "player-editor.png"))
-        finally:
-            await browser.close()
+        editor = await browser.new_page(viewport={"width": 1000, "height": 800})
+        token = mint_token(JWT_SECRET, subject="alice", space_id=space)
+        await editor.goto(f"{live_server.base_url}/editor/{space}#token={token}")
+        await expect(editor.locator("body")).to_have_attribute("data-player", "ready", timeout=15_000)
+        await expect(editor.locator("#hear-avatar")).to_be_visible()
+        await editor.locator("#hear-avatar").click()
+        await expect(editor.locator("#preview-canvas")).to_have_attribute("data-mode", "speaking")
+        await editor.screenshot(path=str(ARTIFACTS / "player-editor.png"))
 
     assert errors == []
     speaking = [s for s in samples if s["mode"] == "speaking" and 0 < s["t"] < manifest.preview.duration_s]

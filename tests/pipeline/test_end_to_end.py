@@ -23,6 +23,7 @@ import pytest
 from avatarflow_contracts import AvatarRendered, Topic, decode_event
 from avatarflow_contracts.manifest import AvatarManifest
 from avatarflow_runtime.auth import mint_token
+from browser_support import chromium
 
 from avatarflow.devstack import StackEndpoints
 from avatarflow.devstack.processes import SERVICES, ServiceProcess, pipeline_env, start_all
@@ -35,9 +36,6 @@ pytestmark = pytest.mark.integration
 # The key these tests' services verify with (services refuse to start without a strong one).
 SECRET = secrets.token_urlsafe(32)
 TERMINAL = {"ready", "rejected", "failed"}
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 
 
 class Pipeline:
@@ -173,46 +171,40 @@ def test_analytics_example_consumer_counts_rejections(pipeline: Pipeline, shared
 async def test_editor_uploads_through_the_page_and_sees_the_prompt_live(
     pipeline: Pipeline, shared_dir: Path, artifacts_dir: Path
 ) -> None:
-    if not CHROMIUM.exists():
-        pytest.fail("Debian chromium is required for the browser tests (./dev test installs it)")
-    from playwright.async_api import async_playwright, expect
+    from playwright.async_api import expect
 
     space = f"e2e-browser-{uuid.uuid4().hex[:8]}"
     token = mint_token(SECRET, subject="e2e-editor", space_id=space)
     notifier = pipeline.url("notifier")
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            context = await browser.new_context(viewport={"width": 1000, "height": 800})
-            editor = await context.new_page()
-            await editor.goto(f"{notifier}/editor/{space}#token={token}")
-            await expect(editor.locator("#status-text")).to_have_text("no upload yet", timeout=15_000)
-            viewer = await context.new_page()
-            await viewer.goto(f"{notifier}/spaces/{space}")
-            await expect(viewer.locator("body")).to_have_attribute("data-loaded", "1")
+    async with chromium() as browser:
+        context = await browser.new_context(viewport={"width": 1000, "height": 800})
+        editor = await context.new_page()
+        await editor.goto(f"{notifier}/editor/{space}#token={token}")
+        await expect(editor.locator("#status-text")).to_have_text("no upload yet", timeout=15_000)
+        viewer = await context.new_page()
+        await viewer.goto(f"{notifier}/spaces/{space}")
+        await expect(viewer.locator("body")).to_have_attribute("data-loaded", "1")
 
-            # A real upload through the page, to ingest, through the validator, back over SSE. The
-            # page sends an Idempotency-Key (so its retries resume one upload), which ingest's CORS
-            # policy must allow, or the browser would never send the POST.
-            async with editor.expect_request(lambda r: r.method == "POST" and r.url.endswith("/uploads")) as sent:
-                await editor.locator("#file-input").set_input_files(
-                    str(shared_dir / "avatar-images" / "no_face__golden-gate-landscape.jpg")
-                )
-            assert uuid.UUID((await (await sent.value).all_headers())["idempotency-key"])
-            await expect(editor.locator("#prompt")).to_be_visible(timeout=120_000)
-            await expect(editor.locator("#prompt-message")).to_contain_text("We couldn't find a face")
-            await expect(editor.locator("#upload-result")).to_have_text("")  # no stale "checking…" line
-            await editor.screenshot(path=str(artifacts_dir / "e2e-editor-prompt.png"), full_page=True)
+        # A real upload through the page, to ingest, through the validator, back over SSE. The
+        # page sends an Idempotency-Key (so its retries resume one upload), which ingest's CORS
+        # policy must allow, or the browser would never send the POST.
+        async with editor.expect_request(lambda r: r.method == "POST" and r.url.endswith("/uploads")) as sent:
+            await editor.locator("#file-input").set_input_files(
+                str(shared_dir / "avatar-images" / "no_face__golden-gate-landscape.jpg")
+            )
+        assert uuid.UUID((await (await sent.value).all_headers())["idempotency-key"])
+        await expect(editor.locator("#prompt")).to_be_visible(timeout=120_000)
+        await expect(editor.locator("#prompt-message")).to_contain_text("We couldn't find a face")
+        await expect(editor.locator("#upload-result")).to_have_text("")  # no stale "checking…" line
+        await editor.screenshot(path=str(artifacts_dir / "e2e-editor-prompt.png"), full_page=True)
 
-            await viewer.reload()
-            await expect(viewer.locator("body")).to_have_attribute("data-loaded", "1")
-            text = (await viewer.content()).lower()
-            assert "couldn't be used" not in text and "rejected" not in text and "find a face" not in text
-            await viewer.screenshot(path=str(artifacts_dir / "e2e-end-user.png"))
+        await viewer.reload()
+        await expect(viewer.locator("body")).to_have_attribute("data-loaded", "1")
+        text = (await viewer.content()).lower()
+        assert "couldn't be used" not in text and "rejected" not in text and "find a face" not in text
+        await viewer.screenshot(path=str(artifacts_dir / "e2e-end-user.png"))
 
-            await editor.locator("#action-choose").click()
-            await editor.locator("#catalogue-items button").first.click()
-            await expect(editor.locator("#prompt")).to_be_hidden(timeout=15_000)
-            await editor.screenshot(path=str(artifacts_dir / "e2e-editor-after-pick.png"), full_page=True)
-        finally:
-            await browser.close()
+        await editor.locator("#action-choose").click()
+        await editor.locator("#catalogue-items button").first.click()
+        await expect(editor.locator("#prompt")).to_be_hidden(timeout=15_000)
+        await editor.screenshot(path=str(artifacts_dir / "e2e-editor-after-pick.png"), full_page=True)

@@ -13,18 +13,37 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from reliability_support import ACCEPT_IMAGES, RATE_LIMIT_PER_MINUTE, REJECT_IMAGES
+from tcp_proxy import TcpProxy
 
 from avatarflow.devstack.harness import PipelineHarness
 
 
 @pytest.fixture(scope="session")
-def harness(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PipelineHarness]:
+def database_proxy(postgres_url: str) -> Iterator[TcpProxy]:
+    """The notifier's way to its database, which a fault test can cut (tcp_proxy.py says why)."""
+    url = sa.engine.make_url(postgres_url)
+    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432).start()
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
+
+
+@pytest.fixture(scope="session")
+def harness(
+    postgres_url: str, database_proxy: TcpProxy, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[PipelineHarness]:
     workdir = tmp_path_factory.mktemp("reliability")
+    proxied = sa.engine.make_url(postgres_url).set(host="127.0.0.1", port=database_proxy.port)
     pipeline = PipelineHarness(
         workdir,
-        postgres_url,
-        extra_env={"AVATARFLOW_INGEST_RATE_LIMIT_PER_MINUTE": str(RATE_LIMIT_PER_MINUTE)},
+        postgres_url,  # the harness's own reads (terminal statuses) go straight to the server
+        extra_env={
+            "AVATARFLOW_INGEST_RATE_LIMIT_PER_MINUTE": str(RATE_LIMIT_PER_MINUTE),
+            "AVATARFLOW_DATABASE_URL": proxied.render_as_string(hide_password=False),
+        },
     )
     try:
         pipeline.start()

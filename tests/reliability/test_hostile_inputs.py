@@ -67,6 +67,7 @@ def _check_final(row: dict[str, Any], final: str, allowed_reasons: set[str], lab
 
 
 @pytest.mark.integration
+@pytest.mark.timeout(900)  # a ceiling, not a figure: ~60 uploads of hostile files on a loaded 2-core machine
 def test_every_bad_input_through_ingest_and_platform_flow(
     harness: PipelineHarness, shared_dir: Path, reliability_figures: dict[str, Any]
 ) -> None:

@@ -1,117 +1,26 @@
 """Fault injection on the whole pipeline: nothing lost, nothing duplicated, everything recovers.
 
-Each test uploads a small mix of images (2 avatars to make, 4 rejections), injects one fault while
-they are in flight, waits until every upload is terminal and checks the harness invariants:
-(a) one terminal status per upload in the notifier's database, (b) every output object present and
-matching its sha256, (c) no conflicting terminal events, (d) every consumer group's lag back to 0.
+Poison records, duplicate delivery, database connections killed, the broker restarted. SIGKILL of each
+service: test_reliability_kill9.py; S3 and database outages: test_reliability_outages.py; what they
+share (the load, the waits, the invariants): fault_support.py.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import threading
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import sqlalchemy as sa
 from avatarflow_contracts import DeadLetter
-from prometheus_client.parser import text_string_to_metric_families
+from fault_support import TIMEOUT_S, UPLOADS_PER_TEST, finish, retry_lines, wait_in_flight
 
-from avatarflow.devstack.harness import DEAD_LETTER_TOPICS, EVENT_TOPICS, GROUP_TOPICS, PipelineHarness, Upload
-from avatarflow.devstack.processes import SERVICES
+from avatarflow.devstack.harness import DEAD_LETTER_TOPICS, EVENT_TOPICS, GROUP_TOPICS, PipelineHarness
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
-UPLOADS_PER_TEST = 6
-TIMEOUT_S = 300
-
-
-def expected_status(image_name: str) -> str:
-    """The outcome the image's label names (avatar-images/labels.csv: accept_* or a reason)."""
-    return "ready" if image_name.startswith("accept_") else "rejected"
-
-
-def _wait_in_flight(
-    harness: PipelineHarness, uploads: list[Upload], stage: str | None = None, timeout_s: float = 60
-) -> None:
-    """Wait until the notifier shows an upload in ``stage`` (its next service is working on it), or
-    until any upload of the batch has a row when no stage is named."""
-    deadline = time.monotonic() + timeout_s
-    ids = [u.upload_id for u in uploads]
-    while time.monotonic() < deadline:
-        with contextlib.suppress(Exception):
-            rows = harness.db_rows(ids)
-            if rows and (stage is None or any(r["stage"] == stage for r in rows.values())):
-                return
-        time.sleep(0.1)
-    raise TimeoutError(f"no upload reached stage {stage} in {timeout_s}s")
-
-
-def _wait_busy(harness: PipelineHarness, service: str, timeout_s: float = 60) -> None:
-    """Wait until ``service`` is processing an event (its ``avatarflow_in_flight`` gauge is above 0).
-
-    The notifier's stage is no proof: it reads the same topic as the next service, which may not have
-    fetched the event yet, and a broker outage can hold that fetch back.
-    """
-    url = f"{harness.procs[service].base_url}/metrics"
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        with contextlib.suppress(httpx.HTTPError):
-            families = text_string_to_metric_families(httpx.get(url, timeout=5).text)
-            busy = [
-                sample.value
-                for family in families
-                if family.name == "avatarflow_in_flight"
-                for sample in family.samples
-                if sample.labels.get("service") == service
-            ]
-            if any(value > 0 for value in busy):
-                return
-        time.sleep(0.05)
-    raise TimeoutError(f"{service} started no work in {timeout_s}s")
-
-
-def _retry_lines(harness: PipelineHarness) -> int:
-    """Retry log lines (handler retries and publish retries) in every service's log so far."""
-    return sum(
-        text.count('"event": "retrying"') + text.count('"event": "publish_retry"') for text in harness.logs().values()
-    )
-
-
-# The notifier's stage while the service in question works on the upload (docs/architecture.md).
-STAGE_IN_SERVICE = {"validator": "uploaded", "matting": "validated", "animator": "matted", "notifier": None}
-
-
-def _finish(
-    harness: PipelineHarness,
-    uploads: list[Upload],
-    figures: dict[str, Any],
-    name: str,
-    fault_at: float,
-    faults: int,
-) -> None:
-    ids = [u.upload_id for u in uploads]
-    statuses = harness.wait_terminal(ids, TIMEOUT_S)
-    recovered_s = time.monotonic() - fault_at
-    report = harness.assert_invariants(ids)
-    expected = {u.upload_id: expected_status(u.source_name) for u in uploads}
-    assert statuses == expected, (statuses, expected)
-    figures[name] = {
-        "uploads": len(ids),
-        "faults": faults,
-        "lost": sum(1 for u in ids if statuses.get(u) not in ("ready", "rejected", "failed")),
-        "conflicting_terminal_events": report.conflicting_terminal_events,
-        "redelivered_terminal_events": report.duplicate_terminal_events,
-        "objects_verified": report.objects_checked,
-        "seconds_from_fault_to_all_terminal": round(recovered_s, 1),
-        "outcomes": {s: list(statuses.values()).count(s) for s in ("ready", "rejected", "failed")},
-    }
-
-
 POISONS: dict[str, Any] = {
     "bad_json": lambda topic: b'{"event_id": "not json',
     "wrong_types": lambda topic: json.dumps(
@@ -174,7 +83,7 @@ def test_poison_event_on_every_topic_is_dead_lettered_and_the_stream_flows_on(
             found.add((topic, kind, letter.consumer_group))
         time.sleep(1)
     assert found == expected, f"missing dead letters: {sorted(expected - found)}"
-    _finish(harness, uploads, reliability_figures, "poison_every_topic", fault_at, faults=len(records))
+    finish(harness, uploads, reliability_figures, "poison_every_topic", fault_at, faults=len(records))
     reliability_figures["poison_every_topic"]["dead_letters"] = len(found)
 
 
@@ -224,7 +133,7 @@ def test_duplicate_delivery_of_every_event_changes_nothing(
     assert not changed, changed
     assert set(after) == set(before), "a replay created uploads"
     assert _terminal_event_ids(harness) == terminal_before, "a replay produced a new terminal outcome"
-    _finish(harness, uploads, reliability_figures, "duplicate_delivery_all_topics", fault_at, faults=len(replay))
+    finish(harness, uploads, reliability_figures, "duplicate_delivery_all_topics", fault_at, faults=len(replay))
     reliability_figures["duplicate_delivery_all_topics"]["status_changes"] = len(changed)
     reliability_figures["duplicate_delivery_all_topics"]["outputs_reused"] = reused
 
@@ -239,37 +148,6 @@ def _terminal_event_ids(harness: PipelineHarness) -> dict[str, set[str]]:
             except (ValueError, KeyError, TypeError):
                 continue  # a poison record from the poison test
     return result
-
-
-@pytest.mark.parametrize("service", SERVICES)
-def test_kill_9_each_service_mid_run(
-    harness: PipelineHarness,
-    mixed_images: list[Path],
-    light_images: list[Path],
-    reliability_figures: dict[str, Any],
-    service: str,
-) -> None:
-    # Two avatars in flight where the killed stage makes them; one elsewhere (renders dominate time).
-    images = mixed_images if service in ("matting", "animator") else light_images
-    uploads: list[Upload] = []
-    if service == "ingest":
-        # Kill ingest while uploads are being posted; the client retries until accepted.
-        thread = threading.Thread(
-            target=lambda: uploads.extend(harness.upload_many(images, UPLOADS_PER_TEST, prefix="kill-ingest"))
-        )
-        thread.start()
-        time.sleep(0.5)
-        fault_at = time.monotonic()
-        harness.restart_service("ingest")
-        thread.join(timeout=TIMEOUT_S)
-        assert len(uploads) == UPLOADS_PER_TEST
-    else:
-        uploads = harness.upload_many(images, UPLOADS_PER_TEST, prefix=f"kill-{service}")
-        _wait_in_flight(harness, uploads, STAGE_IN_SERVICE[service])
-        time.sleep(0.5)
-        fault_at = time.monotonic()
-        harness.restart_service(service)  # SIGKILL, then a fresh process
-    _finish(harness, uploads, reliability_figures, f"kill_9_{service}", fault_at, faults=1)
 
 
 def test_notifier_database_connections_terminated_repeatedly(
@@ -295,67 +173,19 @@ def test_notifier_database_connections_terminated_repeatedly(
     finally:
         admin.dispose()
     assert terminated > 0, "no notifier connection was terminated: the fault was not injected"
-    _finish(harness, uploads, reliability_figures, "postgres_backends_terminated", fault_at, faults=terminated)
-
-
-def test_s3_unavailable_for_ten_seconds(
-    harness: PipelineHarness, mixed_images: list[Path], reliability_figures: dict[str, Any]
-) -> None:
-    retries_before = _retry_lines(harness)
-    uploads = harness.upload_many(mixed_images, UPLOADS_PER_TEST, prefix="s3")
-    # Once the animator holds an avatar it renders for seconds and then writes the pack, so that write
-    # meets the outage (the retry budget, 0.5+1+2+4+8 s, outlasts 10 s). Going in at any earlier
-    # point races the broker: Tansu keeps its log in the same S3, so an outage that starts before the
-    # animator has fetched its event only holds the event back, and no stage sees S3 fail.
-    _wait_busy(harness, "animator")
-    fault_at = time.monotonic()
-    harness.stack.stop_component("seaweedfs")
-    time.sleep(10)
-    harness.stack.start_component("seaweedfs")
-    _finish(harness, uploads, reliability_figures, "s3_down_10s", fault_at, faults=1)
-    retries = _retry_lines(harness) - retries_before
-    reliability_figures["s3_down_10s"]["retries_logged"] = retries
-    assert retries > 0, "no stage met the outage: the fault did not hit work in flight"
-
-
-# Twice the stages' in-process retry budget (0.5+1+2+4+8 s): before issue 16 the stage in flight gave up,
-# dead-lettered the record and published avatar.failed.
-LONG_S3_OUTAGE_S = 35
-
-
-def test_s3_outage_beyond_the_retry_budget_pauses_the_stage_instead_of_failing(
-    harness: PipelineHarness, mixed_images: list[Path], reliability_figures: dict[str, Any]
-) -> None:
-    """Issue 16 defect 4: an infrastructure fault is never terminal; only data faults are."""
-    waits_before = sum(text.count('"event": "waiting_for_dependency"') for text in harness.logs().values())
-    uploads = harness.upload_many(mixed_images, UPLOADS_PER_TEST, prefix="s3long")
-    _wait_busy(harness, "animator")  # its pack write meets the outage (see test_s3_unavailable_for_ten_seconds)
-    fault_at = time.monotonic()
-    harness.stack.stop_component("seaweedfs")
-    time.sleep(LONG_S3_OUTAGE_S)
-    harness.stack.start_component("seaweedfs")
-    # Every upload ends ready or rejected as its image's label says: none failed, lost or conflicting.
-    _finish(harness, uploads, reliability_figures, f"s3_down_{LONG_S3_OUTAGE_S}s", fault_at, faults=1)
-    figures = reliability_figures[f"s3_down_{LONG_S3_OUTAGE_S}s"]
-    assert figures["outcomes"]["failed"] == 0 and figures["lost"] == 0
-    waits = sum(text.count('"event": "waiting_for_dependency"') for text in harness.logs().values()) - waits_before
-    figures["partition_pauses_logged"] = waits
-    assert waits > 0, "no stage outlasted its retry budget: the outage did not test the pause"
-    ids = {u.upload_id.encode() for u in uploads}
-    failed = [r for r in harness.read_all(("avatar.failed",))["avatar.failed"] if any(i in r.value for i in ids)]
-    assert failed == [], "an outage produced avatar.failed"
+    finish(harness, uploads, reliability_figures, "postgres_backends_terminated", fault_at, faults=terminated)
 
 
 def test_broker_restart_mid_run_with_durable_storage(
     harness: PipelineHarness, mixed_images: list[Path], reliability_figures: dict[str, Any]
 ) -> None:
-    retries_before = _retry_lines(harness)
+    retries_before = retry_lines(harness)
     uploads = harness.upload_many(mixed_images, UPLOADS_PER_TEST, prefix="broker")
-    _wait_in_flight(harness, uploads, "validated")
+    wait_in_flight(harness, uploads, "validated")
     fault_at = time.monotonic()
     harness.stack.stop_component("tansu", kill=True)
     time.sleep(3)
     harness.stack.start_component("tansu")
-    _finish(harness, uploads, reliability_figures, "broker_kill_restart", fault_at, faults=1)
-    reliability_figures["broker_kill_restart"]["retries_logged"] = _retry_lines(harness) - retries_before
+    finish(harness, uploads, reliability_figures, "broker_kill_restart", fault_at, faults=1)
+    reliability_figures["broker_kill_restart"]["retries_logged"] = retry_lines(harness) - retries_before
     assert all(harness.all_alive_and_ready().values())

@@ -7,6 +7,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 from PIL import Image, ImageFile
 
 from ._pillow import (
@@ -32,7 +33,7 @@ _TRUNCATION_LOCK = threading.Lock()
 
 @dataclass(frozen=True, eq=False)
 class DecodedImage:
-    rgb: np.ndarray  # H x W x 3 uint8, upright after EXIF orientation
+    rgb: npt.NDArray[np.uint8]  # H x W x 3 uint8, upright after EXIF orientation
     format: str  # key of SUPPORTED_FORMATS
     original_width: int  # upright size of the full-resolution image
     original_height: int

@@ -84,7 +84,8 @@ class RequestLimits:
         async def limited_receive() -> Message:
             nonlocal received, body_done
             if body_done:
-                return await receive()  # only http.disconnect is left to wait for
+                last: Message = await receive()  # only http.disconnect is left to wait for
+                return last
             remaining = self.total_timeout_s - (time.monotonic() - started)
             try:
                 message: Message = await asyncio.wait_for(receive(), timeout=min(self.idle_timeout_s, remaining))

@@ -79,7 +79,7 @@ def configure_logging(service: str, level: str = "INFO", json_output: bool = Tru
         cache_logger_on_first_use=False,
     )
     structlog.contextvars.bind_contextvars(service=service)
-    handler = logging.StreamHandler(_CurrentStderr())  # type: ignore[arg-type]
+    handler = logging.StreamHandler(_CurrentStderr())
     handler.addFilter(_ScrubbingFilter())
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
@@ -103,7 +103,9 @@ def configure_logging(service: str, level: str = "INFO", json_output: bool = Tru
 
 
 def get_logger(name: str | None = None) -> structlog.stdlib.BoundLogger:
-    return structlog.get_logger(name)
+    # structlog.get_logger is typed Any: it returns whatever wrapper configure_logging() installed.
+    logger: structlog.stdlib.BoundLogger = structlog.get_logger(name)
+    return logger
 
 
 def security_event(kind: str, **fields: Any) -> None:

@@ -13,10 +13,10 @@ import asyncio
 import json
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -84,7 +84,8 @@ class ServiceRuntime:
 
     def asyncapi(self, title: str, description: str) -> dict[str, Any]:
         spec = AsyncAPI(self.broker, title=title, version="1.0.0", description=description, schema_version="3.0.0")
-        return json.loads(spec.to_specification().to_json())
+        document: dict[str, Any] = json.loads(spec.to_specification().to_json())
+        return document
 
     @asynccontextmanager
     async def lifespan(self, _app: FastAPI) -> AsyncIterator[None]:
@@ -110,7 +111,7 @@ class ServiceRuntime:
         *,
         title: str,
         description: str,
-        routers: list[APIRouter] = (),  # type: ignore[assignment]
+        routers: Sequence[APIRouter] = (),
         unauthorized_detail: str | None = None,
     ) -> FastAPI:
         app = http_app(
@@ -131,7 +132,7 @@ def http_app(
     title: str,
     description: str,
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]],
-    routers: list[APIRouter],
+    routers: Sequence[APIRouter],
     unauthorized_detail: str | None = None,
 ) -> FastAPI:
     """A service's FastAPI app: its routers, the one error shape, request limits and HTTP metrics.
@@ -147,7 +148,13 @@ def http_app(
     return app
 
 
-def api_docs_urls(settings: ServiceSettings) -> dict[str, str | None]:
+class ApiDocsUrls(TypedDict):
+    docs_url: str | None
+    redoc_url: str | None
+    openapi_url: str | None
+
+
+def api_docs_urls(settings: ServiceSettings) -> ApiDocsUrls:
     """FastAPI keyword arguments: /docs, /redoc and /openapi.json, or none of them when
     ``AVATARFLOW_HTTP_API_DOCS=false`` (production need not publish its API surface)."""
     if settings.http_api_docs:

@@ -17,7 +17,8 @@ from .deps import AUTH_ERRORS, CatalogueDep, SpaceEditor, Store, Views
 from .views import pack_file
 
 router = APIRouter()
-PACK_CONTENT = {"image/png": {}, "video/webm": {}, "video/mp4": {}, "application/json": {}}
+PACK_TYPES = ("image/png", "video/webm", "video/mp4", "application/json")
+PACK_CONTENT: dict[str, dict[str, object]] = {content_type: {} for content_type in PACK_TYPES}
 PUBLIC_CACHE = "public, max-age=60"
 
 

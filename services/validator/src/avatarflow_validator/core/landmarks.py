@@ -102,7 +102,7 @@ def inter_ocular(landmarks: np.ndarray) -> float:
     return float(np.linalg.norm(left - right))
 
 
-def polygon_mask(shape: tuple[int, int], polygon: np.ndarray) -> np.ndarray:
+def polygon_mask(shape: tuple[int, ...], polygon: np.ndarray) -> np.ndarray:
     mask = np.zeros(shape, dtype=np.uint8)
     cv2.fillPoly(mask, [np.round(polygon).astype(np.int32)], 1)
     return mask.astype(bool)
@@ -114,7 +114,7 @@ def hull_mask(shape: tuple[int, int], pts: np.ndarray) -> np.ndarray:
     return mask.astype(bool)
 
 
-def disc_mask(shape: tuple[int, int], centre: np.ndarray, radius: float) -> np.ndarray:
+def disc_mask(shape: tuple[int, ...], centre: np.ndarray, radius: float) -> np.ndarray:
     mask = np.zeros(shape, dtype=np.uint8)
     cv2.circle(mask, (round(float(centre[0])), round(float(centre[1]))), max(1, round(radius)), 1, -1)
     return mask.astype(bool)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from avatarflow_runtime.settings import PUBLIC_JWT_SECRETS, InsecureSecret, ServiceSettings
@@ -31,9 +32,12 @@ def test_a_long_unpublished_secret_is_accepted() -> None:
     ServiceSettings(jwt_secret=SecretStr("é" * 16)).require_token_secret()
 
 
-@pytest.mark.parametrize("service", ["ingest", "validator", "notifier"])
-@pytest.mark.parametrize("secret", [None, PUBLISHED, "short-secret"])
-def test_token_verifying_services_exit_instead_of_starting(service: str, secret: str | None, tmp_path) -> None:  # type: ignore[no-untyped-def]
+# Every token-verifying service, and every kind of weak key, each once in a real process (a service's
+# start-up costs seconds of imports; the reasons themselves are unit-tested above for every kind).
+@pytest.mark.parametrize(
+    ("service", "secret"), [("ingest", None), ("validator", PUBLISHED), ("notifier", "short-secret")]
+)
+def test_token_verifying_services_exit_instead_of_starting(service: str, secret: str | None, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AVATARFLOW_")}
     env |= {"AVATARFLOW_HTTP_PORT": "0", "AVATARFLOW_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/n.db"}
     if secret is not None:
