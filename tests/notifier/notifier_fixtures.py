@@ -23,7 +23,7 @@ import boto3
 import psycopg
 import pytest
 import uvicorn
-from avatarflow_notifier.api import create_app
+from avatarflow_notifier.app import create_app
 from avatarflow_notifier.catalogue import Catalogue, seed_catalogue
 from avatarflow_notifier.migrate import upgrade_database
 from avatarflow_notifier.settings import NotifierSettings

@@ -9,7 +9,10 @@ from .settings import ServiceSettings
 
 
 def principal_from_request(request: Request, settings: ServiceSettings) -> Principal:
-    token = bearer_token(request.headers.get("authorization"))
+    return principal_from_token(bearer_token(request.headers.get("authorization")), settings)
+
+
+def principal_from_token(token: str, settings: ServiceSettings) -> Principal:
     return verify_token(
         token,
         settings.jwt_secret.get_secret_value(),

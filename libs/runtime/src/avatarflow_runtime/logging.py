@@ -17,8 +17,13 @@ _BEARER = re.compile(r"(?i)bearer\s+[A-Za-z0-9._~+/=-]+")
 _SECRET_KEYS = {"authorization", "token", "access_token", "jwt", "password", "secret", "jwt_secret"}
 
 
+# A token in a query string (an SSE client's ``?access_token=``), whatever its shape.
+_QUERY_TOKEN = re.compile(r"(?i)(access_token=)[^&\s\"]*")
+
+
 def _scrub_value(value: Any) -> Any:
     if isinstance(value, str):
+        value = _QUERY_TOKEN.sub(r"\1[redacted]", value)
         return _BEARER.sub("Bearer [redacted]", _JWT.sub("[redacted-jwt]", value))
     return value
 

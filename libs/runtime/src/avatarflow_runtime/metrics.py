@@ -36,3 +36,8 @@ HTTP_RESPONSES = Counter(
     "and status code; 401/403/429 counts show credential probing and throttling",
     ["service", "route", "method", "status"],
 )
+HTTP_SECONDS = Histogram(
+    "avatarflow_http_request_seconds",
+    "HTTP request duration by route template (an SSE stream counts until it closes)",
+    ["service", "route"],
+)

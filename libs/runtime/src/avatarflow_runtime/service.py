@@ -12,10 +12,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, TypedDict
+from typing import Any, Protocol, TypedDict
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -30,7 +31,7 @@ from .auth import AuthError, Forbidden
 from .http_limits import RequestLimits, body_limit, timed_protocol
 from .logging import configure_logging, get_logger, security_event
 from .messaging import EventBus, report_consumer_lag
-from .metrics import HTTP_RESPONSES
+from .metrics import HTTP_RESPONSES, HTTP_SECONDS
 from .settings import InsecureSecret, ServiceSettings
 from .storage import ObjectStore
 from .tracing import Tracing, configure_tracing, instrument_fastapi, kafka_telemetry
@@ -114,27 +115,51 @@ class ServiceRuntime:
             await asyncio.to_thread(self.tracing.shutdown)  # export the last batched spans
             log.info("service_stopped")
 
-    def build_app(self, *, title: str, description: str, routers: Sequence[APIRouter] = ()) -> FastAPI:
-        app = FastAPI(
+    def build_app(
+        self,
+        *,
+        title: str,
+        description: str,
+        routers: Sequence[APIRouter] = (),
+        unauthorized_detail: str | None = None,
+    ) -> FastAPI:
+        app = http_app(
+            self.settings,
             title=title,
             description=description,
-            version="1.0.0",
             lifespan=self.lifespan,
-            **api_docs_urls(self.settings),
+            routers=[health_router(self), *routers],
+            unauthorized_detail=unauthorized_detail,
         )
         app.state.runtime = self
-        app.include_router(health_router(self))
-        for router in routers:
-            app.include_router(router)
-        install_error_handlers(app)
-        install_request_limits(app, self.settings)
-        app.add_middleware(HttpMetrics, service=self.settings.service_name)
         self.instrument_http(app)
         return app
 
     def instrument_http(self, app: FastAPI) -> None:
         """Server spans for the app's requests, continuing a caller's ``traceparent`` (tracing on)."""
         instrument_fastapi(app, self.tracing)
+
+
+def http_app(
+    settings: ServiceSettings,
+    *,
+    title: str,
+    description: str,
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]],
+    routers: Sequence[APIRouter],
+    unauthorized_detail: str | None = None,
+) -> FastAPI:
+    """A service's FastAPI app: its routers, the one error shape, request limits and HTTP metrics.
+
+    :meth:`ServiceRuntime.build_app` passes the broker's lifespan and the health router; the
+    notifier's API alone (its tests serve it without a broker) passes its own."""
+    app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan, **api_docs_urls(settings))
+    for router in routers:
+        app.include_router(router)
+    install_error_handlers(app, unauthorized_detail=unauthorized_detail)
+    install_request_limits(app, settings)
+    app.add_middleware(HttpMetrics, service=settings.service_name)
+    return app
 
 
 class ApiDocsUrls(TypedDict):
@@ -152,7 +177,8 @@ def api_docs_urls(settings: ServiceSettings) -> ApiDocsUrls:
 
 
 class HttpMetrics:
-    """ASGI middleware: ``avatarflow_http_responses_total`` by route template, method and status."""
+    """ASGI middleware: ``avatarflow_http_responses_total`` by route template, method and status, and
+    ``avatarflow_http_request_seconds`` by route template."""
 
     def __init__(self, app: Any, *, service: str) -> None:
         self.app = app
@@ -163,6 +189,7 @@ class HttpMetrics:
             await self.app(scope, receive, send)
             return
         status = 500
+        started = time.perf_counter()
 
         async def tracking_send(message: dict[str, Any]) -> None:
             nonlocal status
@@ -175,6 +202,7 @@ class HttpMetrics:
         finally:
             template = getattr(scope.get("route"), "path", "unmatched")
             HTTP_RESPONSES.labels(self.service, template, scope["method"], str(status)).inc()
+            HTTP_SECONDS.labels(self.service, template).observe(time.perf_counter() - started)
 
 
 async def _start_broker_with_retry(broker: KafkaBroker, attempts: int = 30) -> None:
@@ -189,7 +217,17 @@ async def _start_broker_with_retry(broker: KafkaBroker, attempts: int = 30) -> N
             await asyncio.sleep(min(0.5 * attempt, 5))
 
 
-def health_router(runtime: ServiceRuntime) -> APIRouter:
+class ReadinessSource(Protocol):
+    """What ``/readyz`` reads: whether the service has started, and its checks by name."""
+
+    @property
+    def started(self) -> bool: ...
+
+    @property
+    def readiness_checks(self) -> Mapping[str, ReadinessCheck]: ...
+
+
+def health_router(runtime: ReadinessSource) -> APIRouter:
     router = APIRouter(tags=["operations"])
 
     @router.get("/healthz", summary="Liveness: the process is up")
@@ -266,14 +304,16 @@ def request_fields(request: Request) -> dict[str, str]:
     return {"route": route, "method": request.method, "client": client}
 
 
-def install_error_handlers(app: FastAPI) -> None:
+def install_error_handlers(app: FastAPI, *, unauthorized_detail: str | None = None) -> None:
     """401/403 from the auth rules, and the framework's own errors (404, 405, 408, 413, 422...) in the
-    common shape."""
+    common shape. ``unauthorized_detail``: one sentence for every 401 instead of the reason (which is
+    logged either way), for a service that tells a caller nothing about why its token failed."""
 
     @app.exception_handler(AuthError)
     async def _unauthorized(request: Request, exc: AuthError) -> JSONResponse:
         security_event("unauthorized", status=401, reason=str(exc), **request_fields(request))
-        return error_response(401, "unauthorized", str(exc), {"WWW-Authenticate": "Bearer"})
+        detail = unauthorized_detail or str(exc)
+        return error_response(401, "unauthorized", detail, {"WWW-Authenticate": "Bearer"})
 
     @app.exception_handler(Forbidden)
     async def _forbidden(request: Request, exc: Forbidden) -> JSONResponse:

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from avatarflow_contracts import ImageUploaded, Topic
 from avatarflow_runtime.service import DOC_BOOTSTRAP, ServiceRuntime
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from .api import build_router
+from .api import router
 from .settings import IngestSettings
+from .uploads import UploadService
 
 TITLE = "avatarflow ingest"
 DESCRIPTION = (
     "Accepts avatar images from Space editors, checks them without decoding (size, type by magic "
     "bytes, header dimensions), stores the original in S3 and publishes image.uploaded."
 )
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 def build_runtime(settings: IngestSettings, *, with_storage: bool = True) -> ServiceRuntime:
@@ -26,7 +33,9 @@ def build_runtime(settings: IngestSettings, *, with_storage: bool = True) -> Ser
 def create_app(settings: IngestSettings | None = None) -> FastAPI:
     settings = settings or IngestSettings()
     runtime = build_runtime(settings)
-    app = runtime.build_app(title=TITLE, description=DESCRIPTION, routers=[build_router(runtime, settings)])
+    assert runtime.store is not None  # built with storage
+    app = runtime.build_app(title=TITLE, description=DESCRIPTION, routers=[router])
+    app.state.uploads = UploadService(runtime.store, runtime.bus, utcnow, settings)
     origins = [o.strip() for o in settings.ingest_cors_origins.split(",") if o.strip()]
     if origins:
         app.add_middleware(

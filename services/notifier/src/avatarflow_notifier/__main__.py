@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from avatarflow_runtime.service import serve
 
-from .consumer import create_service_app
+from .app import create_service_app
 from .settings import NotifierSettings
 
 settings = NotifierSettings()

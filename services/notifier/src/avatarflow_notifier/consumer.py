@@ -1,6 +1,6 @@
 """The notifier's messaging layer: six topics, one consumer group, ``handlers.apply_event`` for each.
 
-Wired onto the notifier's FastAPI app so one process serves the API and consumes the events.
+Wired onto the notifier's FastAPI app (``app.py``) so one process serves the API and consumes the events.
 Database errors are retried with backoff (the template's bounded retries); an event the notifier
 cannot apply (``UnsupportedEvent``) goes to the dead-letter topic at once.
 """
@@ -8,19 +8,13 @@ cannot apply (``UnsupportedEvent``) goes to the dead-letter topic at once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import timedelta
 
 from avatarflow_contracts import EVENT_MODELS, ConsumerGroup, Envelope
 from avatarflow_runtime.logging import get_logger
 from avatarflow_runtime.messaging import StageSpec, stage_consumer
 from avatarflow_runtime.service import DOC_BOOTSTRAP, ServiceRuntime
-from fastapi import FastAPI
 
-from .api import create_app
-from .catalogue import Catalogue, seed_catalogue
 from .handlers import NOTIFIER_TOPICS, apply_event
 from .settings import NotifierSettings
 from .store import StatusStore, utcnow
@@ -63,43 +57,6 @@ async def prune_forever(store: StatusStore, settings: NotifierSettings) -> None:
         except Exception as exc:  # any failure: retried next round
             log.warning("applied_events_prune_failed", error=type(exc).__name__)
         await asyncio.sleep(settings.notifier_prune_interval_s)
-
-
-def create_service_app(settings: NotifierSettings | None = None) -> FastAPI:
-    """The notifier's HTTP API with its Kafka consumers started and stopped by the app's lifespan."""
-    settings = settings or NotifierSettings()
-    store = StatusStore.from_url(settings.database_url, support_url=settings.notifier_support_url)
-    catalogue = Catalogue.from_settings(settings)
-    runtime = build_runtime(settings, store)
-    # /readyz also reflects the broker connection (the consumers), not only the database.
-    app = create_app(settings, store, catalogue, readiness={"broker": runtime.readiness_checks["broker"]})
-    runtime.instrument_http(app)
-    api_lifespan = app.router.lifespan_context
-
-    @asynccontextmanager
-    async def lifespan(application: FastAPI) -> AsyncIterator[None]:
-        async with api_lifespan(application):  # migrations (if configured), store
-            if settings.notifier_seed_catalogue:
-                await asyncio.to_thread(
-                    seed_catalogue,
-                    catalogue.s3,
-                    settings.s3_bucket,
-                    prefix=settings.notifier_catalogue_prefix,
-                )
-            async with runtime.lifespan(application):  # broker + consumers
-                pruner = None
-                if settings.notifier_applied_events_retention_days > 0:
-                    pruner = asyncio.create_task(prune_forever(store, settings), name="prune-applied-events")
-                try:
-                    yield
-                finally:
-                    if pruner is not None:
-                        pruner.cancel()
-                        with contextlib.suppress(asyncio.CancelledError):
-                            await pruner
-
-    app.router.lifespan_context = lifespan
-    return app
 
 
 def asyncapi_document() -> dict:  # type: ignore[type-arg]

@@ -16,10 +16,6 @@ class ErrorOut(BaseModel):
     detail: str
 
 
-class HealthOut(BaseModel):
-    status: str
-
-
 class AssetOut(BaseModel):
     url: str = Field(description="same-origin URL streaming the asset from S3")
     content_type: str
