@@ -183,3 +183,27 @@ def test_validator_applies_the_packaged_model_as_the_evaluation_recomputes_it(
             assert fitting.redecide(rec, {}, how="hand").reasons == tuple(map(str, hand.reasons)), label.file
     finally:
         hand_only.close()
+
+
+def test_superseded_checks_keep_their_own_severity_when_the_hand_rules_redecide() -> None:
+    from avatarflow_contracts import CheckResult, ReasonCode, WarningCode
+
+    soft = CheckResult(
+        name="face_edge_width_soft",
+        code=WarningCode.SOFT_FOCUS,
+        score=1.8,
+        threshold=1.6,
+        fails_when=">",
+        passed=False,
+        severity="warning",
+    )
+    edge = CheckResult(
+        name="face_edge_width", code=ReasonCode.BLURRY, score=1.8, threshold=2.03, fails_when=">", passed=True
+    )
+    model_check = CheckResult(
+        name="blurry_model", code=ReasonCode.BLURRY, score=0.3, threshold=0.8, fails_when=">=", passed=True
+    )
+    rec = fitting.record("soft.jpg", [model_check], [edge, soft], {})
+    # A failing soft-focus warning among the superseded checks is still a warning, never a reason.
+    assert fitting.redecide(rec, {}, how="hand").accepted
+    assert fitting.redecide(rec, {}).accepted

@@ -57,7 +57,8 @@ class CheckRecord:
         return {"<": s < t, ">": s > t, "<=": s <= t, ">=": s >= t}[self.fails_when]
 
 
-SUPERSEDED = "superseded"  # a hand check measured but replaced by the decision model
+# A hand check measured but replaced by the decision model: "superseded:<its own severity>".
+SUPERSEDED = "superseded:"
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,10 @@ def record(
     scores: Mapping[str, float] | None = None,
 ) -> Record:
     kept = [CheckRecord(c.name, str(c.code), c.score, c.threshold, c.fails_when, c.severity) for c in checks]
-    kept += [CheckRecord(c.name, str(c.code), c.score, c.threshold, c.fails_when, SUPERSEDED) for c in superseded]
+    kept += [
+        CheckRecord(c.name, str(c.code), c.score, c.threshold, c.fails_when, SUPERSEDED + c.severity)
+        for c in superseded
+    ]
     return Record(file, tuple(kept), dict(scores or {}))
 
 
@@ -93,9 +97,7 @@ def features(rec: Record) -> dict[str, float]:
 def hand_checks(rec: Record) -> list[CheckRecord]:
     """The checks as the hand-set rules decide them: model checks out, superseded ones back in."""
     return [
-        CheckRecord(
-            c.name, c.code, c.score, c.threshold, c.fails_when, "reject" if c.severity == SUPERSEDED else c.severity
-        )
+        CheckRecord(c.name, c.code, c.score, c.threshold, c.fails_when, c.severity.removeprefix(SUPERSEDED))
         for c in rec.checks
         if not is_model_check(c.name)
     ]
