@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import itertools
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -143,6 +144,16 @@ def _operating_points(model: CodeModel, labels: Sequence[Label], records: Mappin
     return sorted({0.5, *(round(v, 4) for v in mids)})
 
 
+def hand_cut(code: CodeModel) -> float:
+    """The probability at hand_margin = 0 (other inputs at their means): where the hand rule cuts."""
+    x = [
+        (0.0 - m) / sc if f == HAND_MARGIN else 0.0
+        for f, m, sc in zip(code.features, code.mean, code.scale, strict=True)
+    ]
+    z = code.intercept + sum(c * v for c, v in zip(code.coef, x, strict=True))
+    return min(max(1.0 / (1.0 + math.exp(-z)), 0.01), 0.99)
+
+
 def choose_operating_points(
     model: DecisionModel, labels: Sequence[Label], records: Mapping[str, Record]
 ) -> DecisionModel:
@@ -157,15 +168,18 @@ def choose_operating_points(
         decided = {label.file: redecide(records[label.file], {}, how="model", model=candidate) for label in labels}
         return objective(score(labels, decided))
 
-    codes = list(model.codes)
-    best = value(model)
+    def with_cut(code: CodeModel, cut: float) -> CodeModel:
+        warn = None if code.warn_at is None else round(cut * WARN_SHARE, 4)
+        return replace(code, reject_at=round(cut, 4), warn_at=warn)
+
+    # Start from the cut that reproduces the hand rule (hand_margin = 0); move only when the
+    # training images score strictly better, as threshold fitting does.
+    codes = [with_cut(code, hand_cut(code)) for code in model.codes]
+    best = value(DecisionModel(tuple(codes)))
     for index, code in enumerate(codes):
         for cut in _operating_points(code, labels, records):
-            trial_code = replace(
-                code, reject_at=cut, warn_at=None if code.warn_at is None else round(cut * WARN_SHARE, 4)
-            )
-            trial = DecisionModel((*codes[:index], trial_code, *codes[index + 1 :]))
-            got = value(trial)
+            trial_code = with_cut(code, cut)
+            got = value(DecisionModel((*codes[:index], trial_code, *codes[index + 1 :])))
             if got > best + 1e-9:
                 best, codes[index] = got, trial_code
     return DecisionModel(tuple(codes))
