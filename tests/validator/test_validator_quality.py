@@ -25,30 +25,31 @@ def test_validator_meets_the_quality_bar_and_beats_haar(validator: Validator, sh
 
 
 def test_borderline_focus_accepts_with_soft_focus_and_blur_rejects(validator: Validator, shared_dir: Path) -> None:
-    """Between the warning bar and the fitted blur bar a photo is accepted and the editor is told."""
+    """Between the blur model's warning band and its cut a photo is accepted and the editor is told."""
     import io
 
     from avatarflow_contracts import ReasonCode, WarningCode
     from PIL import Image, ImageFilter
 
-    t = validator.thresholds
-    assert t.warn_edge_width_px < t.max_edge_width_px
+    assert validator.decision_model is not None
+    (blur,) = [m for m in validator.decision_model.codes if m.name == "blurry"]
+    assert blur.warn_at is not None and blur.warn_at < blur.reject_at
     sharp = Image.open(shared_dir / "avatar-images" / "accept_photo__man-suit-plain-bg.jpg").convert("RGB")
     seen: dict[str, list[float]] = {"soft": [], "blurry": [], "clean": []}
     for radius in (0.0, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0, 8.0):
         buffer = io.BytesIO()
         (sharp.filter(ImageFilter.GaussianBlur(radius)) if radius else sharp).save(buffer, "JPEG", quality=92)
         outcome = validator.validate_bytes(buffer.getvalue())
-        width = outcome.scores["face_edge_width"]
-        if width > t.max_edge_width_px:
+        p = outcome.scores[blur.check_name]
+        if p >= blur.reject_at:
             assert ReasonCode.BLURRY in outcome.reasons, radius
             assert WarningCode.SOFT_FOCUS not in outcome.warnings, radius  # the rejection says it
-            seen["blurry"].append(width)
-        elif width > t.warn_edge_width_px:
+            seen["blurry"].append(p)
+        elif p >= blur.warn_at:
             assert ReasonCode.BLURRY not in outcome.reasons, radius
             assert WarningCode.SOFT_FOCUS in outcome.warnings, radius
-            seen["soft"].append(width)
+            seen["soft"].append(p)
         else:
             assert WarningCode.SOFT_FOCUS not in outcome.warnings, radius
-            seen["clean"].append(width)
+            seen["clean"].append(p)
     assert all(seen.values()), seen  # the sweep crossed both bars

@@ -42,7 +42,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     evaluate.add_argument(
         "--write-fitted", type=Path, metavar="JSON", help="with --fit: write the thresholds fitted on every image here"
     )
+    evaluate.add_argument(
+        "--model-cv",
+        action="store_true",
+        help="also re-train the decision model on all folds but one and score the held-out fold",
+    )
     evaluate.set_defaults(handler=run_eval)
+
+    train = subparsers.add_parser(
+        "train-model", help="fit the validator's decision model on a labelled corpus and write it into the package"
+    )
+    train.add_argument("labels", type=Path, metavar="MANIFEST.csv", help="the corpus manifest (labels.csv format)")
+    train.add_argument("--images", type=Path, metavar="DIR", help="default: images/ beside the manifest")
+    train.add_argument(
+        "--out", type=Path, metavar="JSON", help="default: the packaged core/decision_model.json (+ .training.csv)"
+    )
+    train.set_defaults(handler=run_train_model)
 
     fetch = subparsers.add_parser(
         "corpus-fetch", help="rebuild the validator's development corpus from the pinned commits in its manifest"
@@ -89,6 +104,62 @@ def run_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _labelled_folder(args: argparse.Namespace, command: str) -> Path | None:
+    """The folder holding the labelled images, or None (after saying why) when some are missing."""
+    from avatarflow_validator.evaluation import read_labels
+
+    labels = read_labels(args.labels)
+    folder: Path = args.images or (
+        args.labels.parent / "images" if (args.labels.parent / "images").is_dir() else args.labels.parent
+    )
+    missing = [label.file for label in labels if not (folder / label.file).is_file()]
+    if missing:
+        print(
+            f"avatarctl {command}: {len(missing)} of {len(labels)} images missing under {folder} (first: {missing[0]});"
+            " for the corpus run avatarctl corpus-fetch",
+            file=sys.stderr,
+        )
+        return None
+    return folder
+
+
+def run_train_model(args: argparse.Namespace) -> int:
+    if not args.labels.is_file():
+        print(f"avatarctl train-model: no such file: {args.labels}", file=sys.stderr)
+        return 2
+    folder = _labelled_folder(args, "train-model")
+    if folder is None:
+        return 2
+    import csv
+
+    from avatarflow_validator import decision_training, fitting
+    from avatarflow_validator.core import Validator
+    from avatarflow_validator.core.decision_model import PACKAGED
+    from avatarflow_validator.evaluation import format_cross_validation, grouped_folds, read_labels
+
+    labels = read_labels(args.labels)
+    records: dict[str, fitting.Record] = {}
+    # The hand-set checks alone: the model's inputs must not depend on a model already shipped.
+    with Validator(decision_model=None) as validator:
+        for label in labels:
+            outcome = validator.validate_bytes((folder / label.file).read_bytes())
+            records[label.file] = fitting.record(label.file, outcome.checks, outcome.superseded, outcome.scores)
+    folds = grouped_folds(labels, 5)
+    cv, _ = decision_training.cross_validate_model(folds, records)
+    print(format_cross_validation(folds, {"model re-trained per fold": cv}))
+    model = decision_training.train(labels, records)
+    out = args.out or Path(decision_training.__file__).parent / "core" / PACKAGED
+    with args.labels.open(newline="") as handle:
+        sha256 = {row["file"]: row.get("sha256", "") for row in csv.DictReader(handle)}
+    manifest = decision_training.save(
+        out, model, trained_on=str(args.labels), labels=labels, records=records, sha256=sha256
+    )
+    print(f"wrote {out} ({len(model.codes)} code models) and {manifest}")
+    for code in model.codes:
+        print(f"    {code.name:16s} reject_at {code.reject_at:.4f}  coef {[round(c, 3) for c in code.coef]}")
+    return 0
+
+
 def run_eval(args: argparse.Namespace) -> int:
     if not args.labels.is_file():
         print(f"avatarctl eval: no such file: {args.labels}", file=sys.stderr)
@@ -125,7 +196,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
         def ours(file: str, data: bytes) -> Decision:
             outcome = validator.validate_bytes(data)
-            records[file] = fitting.record(file, outcome.checks)
+            records[file] = fitting.record(file, outcome.checks, outcome.superseded, outcome.scores)
             return Decision(file, outcome.accepted, tuple(str(r) for r in outcome.reasons))
 
         decisions = decide_all(labels, folder, ours)
@@ -133,6 +204,12 @@ def run_eval(args: argparse.Namespace) -> int:
     report, baseline = score(labels, decisions), score(labels, haar)
     folds = grouped_folds(labels, args.folds)
     cv = {"validator": cross_validate(folds, decisions), "haar": cross_validate(folds, haar)}
+    if args.model_cv:
+        from avatarflow_validator import decision_training
+
+        hand = {f: fitting.redecide(r, {}, how="hand") for f, r in records.items()}
+        cv["hand"] = cross_validate(folds, hand)
+        cv["model/fold"], _ = decision_training.cross_validate_model(folds, records)
     fitted_all: dict[str, float] = {}
     if args.fit:
         # The recomputed decision must be the validator's own before a fit can mean anything.

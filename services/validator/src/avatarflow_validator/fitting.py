@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from avatarflow_contracts import CheckResult, ReasonCode, order_reasons
 
+from .core.decision_model import DecisionModel, verdicts
 from .evaluation import CrossValidation, Decision, Label, Report, score
 
 # Threshold name (the check's name) -> (lowest, highest) value the fit may choose.
@@ -56,31 +57,90 @@ class CheckRecord:
         return {"<": s < t, ">": s > t, "<=": s <= t, ">=": s >= t}[self.fails_when]
 
 
+# A hand check measured but replaced by the decision model: "superseded:<its own severity>".
+SUPERSEDED = "superseded:"
+
+
 @dataclass(frozen=True)
 class Record:
     file: str
     checks: tuple[CheckRecord, ...]
+    # Measures that are not checks of their own (face_noise), as in ValidationOutcome.scores.
+    scores: Mapping[str, float] = field(default_factory=dict)
 
 
-def record(file: str, checks: Iterable[CheckResult]) -> Record:
-    return Record(
-        file,
-        tuple(CheckRecord(c.name, str(c.code), c.score, c.threshold, c.fails_when, c.severity) for c in checks),
-    )
+def record(
+    file: str,
+    checks: Iterable[CheckResult],
+    superseded: Iterable[CheckResult] = (),
+    scores: Mapping[str, float] | None = None,
+) -> Record:
+    kept = [CheckRecord(c.name, str(c.code), c.score, c.threshold, c.fails_when, c.severity) for c in checks]
+    kept += [
+        CheckRecord(c.name, str(c.code), c.score, c.threshold, c.fails_when, SUPERSEDED + c.severity)
+        for c in superseded
+    ]
+    return Record(file, tuple(kept), dict(scores or {}))
 
 
-def redecide(rec: Record, thresholds: dict[str, float]) -> Decision:
-    """The decision these checks give under ``thresholds`` (missing names keep their own)."""
+def is_model_check(name: str) -> bool:
+    return name.endswith(("_model", "_model_warn"))
+
+
+def features(rec: Record) -> dict[str, float]:
+    """Every measure of the image by name: the extra scores and every hand check's score."""
+    found = dict(rec.scores)
+    found.update({c.name: c.score for c in rec.checks if not is_model_check(c.name)})
+    return found
+
+
+def hand_checks(rec: Record) -> list[CheckRecord]:
+    """The checks as the hand-set rules decide them: model checks out, superseded ones back in."""
+    return [
+        CheckRecord(c.name, c.code, c.score, c.threshold, c.fails_when, c.severity.removeprefix(SUPERSEDED))
+        for c in rec.checks
+        if not is_model_check(c.name)
+    ]
+
+
+def _model_checks(rec: Record, model: DecisionModel) -> list[CheckRecord]:
+    """The checks as ``model`` decides them (the same way Validator._decide applies it)."""
+    hand = hand_checks(rec)
+    answered = verdicts(model, features(rec), {c.name: c for c in hand})
+    replaced = {name for v in answered for name in v.model.replaces}
+    kept = [c for c in hand if c.name not in replaced]
+    for v in answered:
+        kept.append(CheckRecord(v.model.check_name, v.code, v.probability, v.model.reject_at, ">=", "reject"))
+    return kept
+
+
+def redecide(
+    rec: Record, thresholds: dict[str, float], *, how: str = "recorded", model: DecisionModel | None = None
+) -> Decision:
+    """The decision these checks give under ``thresholds`` (missing names keep their own).
+
+    ``how``: "recorded" decides as the validator did; "hand" by the hand-set checks alone (the
+    decision model's checks ignored, the ones it superseded restored); "model" by ``model``
+    over the hand checks it does not replace.
+    """
+    if how == "model":
+        if model is None:
+            raise ValueError("redecide(how='model') needs a model")
+        checks: Sequence[CheckRecord] = _model_checks(rec, model)
+    elif how == "hand":
+        checks = hand_checks(rec)
+    else:
+        checks = rec.checks
     failed = [
         ReasonCode(c.code)
-        for c in rec.checks
+        for c in checks
         if c.severity == "reject" and c.name != "face_confirmed" and c.fails(thresholds.get(c.name))
     ]
     if not failed:
         # Weak-detection rule: only when nothing else failed (see Validator._decide).
         failed = [
             ReasonCode.NO_FACE
-            for c in rec.checks
+            for c in checks
             if c.name == "face_confirmed" and c.fails(thresholds.get("face_confirmed"))
         ]
     reasons = order_reasons(failed)
@@ -129,7 +189,7 @@ def fit(
     thresholds.update({k: v for k, v in (start or {}).items() if k in thresholds})
 
     def value(candidate: dict[str, float]) -> float:
-        return objective(score(labels, {r.file: redecide(r, candidate) for r in train}))
+        return objective(score(labels, {r.file: redecide(r, candidate, how="hand") for r in train}))
 
     best = value(thresholds)
     for _ in range(rounds):
@@ -160,7 +220,8 @@ def cross_validate_fit(
         train = [label for j, fold in enumerate(folds) if j != index for label in fold]
         thresholds = fit(train, records, names=chosen, start=start)
         fitted.append(thresholds)
-        reports.append(score(held_out, {label.file: redecide(records[label.file], thresholds) for label in held_out}))
+        decided = {label.file: redecide(records[label.file], thresholds, how="hand") for label in held_out}
+        reports.append(score(held_out, decided))
     return CrossValidation(reports), fitted
 
 

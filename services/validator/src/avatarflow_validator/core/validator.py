@@ -18,6 +18,7 @@ from avatarflow_contracts import (
 from avatarflow_imaging import DecodedImage, ImageError, decode_image
 
 from . import checks
+from . import decision_model as dm
 from . import landmarks as lm
 from .face_analysis import FaceAnalysis, FaceAnalyzer
 from .thresholds import ValidatorThresholds
@@ -34,6 +35,8 @@ class ValidationOutcome:
     illustration_hint: bool
     scores: dict[str, float] = field(default_factory=dict)
     image: DecodedImage | None = None
+    # Hand checks measured but not deciding: the decision model replaced them (its inputs).
+    superseded: list[CheckResult] = field(default_factory=list)
 
     def comparable(self) -> tuple[object, ...]:
         """Everything that defines the decision, for determinism checks."""
@@ -112,8 +115,17 @@ def _rejection(reason: ReasonCode, checks_run: list[CheckResult], image: Decoded
 class Validator:
     """Holds the MediaPipe models; create one per worker (thread-unsafe) and reuse it."""
 
-    def __init__(self, thresholds: ValidatorThresholds | None = None) -> None:
+    def __init__(
+        self,
+        thresholds: ValidatorThresholds | None = None,
+        decision_model: dm.DecisionModel | str | None = "packaged",
+    ) -> None:
+        """``decision_model``: "packaged" (the fitted model shipped in the package), a model, or
+        None for the hand-set thresholds alone."""
         self.thresholds = thresholds or ValidatorThresholds()
+        self.decision_model = dm.load_packaged() if decision_model == "packaged" else decision_model
+        if isinstance(self.decision_model, str):
+            raise ValueError(f"decision_model: {self.decision_model!r}")
         self._analyzer = FaceAnalyzer(min_detection_confidence=self.thresholds.detection_confidence)
 
     def close(self) -> None:
@@ -155,7 +167,7 @@ class Validator:
             # place: a blank, an emoji, a helmet. Unconfirmed ones are more likely not faces at all.
             code = ReasonCode.FEATURES_MISSING if confirmed >= t.confirmed_face_score else ReasonCode.NO_FACE
             run.append(checks.result("face_mesh", code, 0.0, 1.0, "<"))
-            return self._decide(run, image, analysis, illustration=False, confirmed=confirmed)
+            return self._decide(run, image, analysis, illustration=False, confirmed=confirmed, extra={})
         rgb = image.rgb
         run.extend(checks.check_pose(analysis, t))
         run.extend(checks.check_resolution(mesh, image.scale, (image.original_width, image.original_height), t))
@@ -167,9 +179,30 @@ class Validator:
         run.append(checks.check_mouth(face_rgb, face_mesh, t))
         run.append(checks.check_background(rgb, mesh, t))
         illustration, noise = checks.illustration_hint(face_rgb, face_mesh, t)
-        outcome = self._decide(run, image, analysis, illustration=illustration, confirmed=confirmed)
-        outcome.scores["face_noise"] = round(noise, 4)
-        return outcome
+        extra = {"face_noise": round(noise, 4)}
+        return self._decide(run, image, analysis, illustration=illustration, confirmed=confirmed, extra=extra)
+
+    def _apply_model(
+        self, run: list[CheckResult], extra: dict[str, float]
+    ) -> tuple[list[CheckResult], list[CheckResult]]:
+        """Replace the hand checks the decision model answers for by its own checks; (run, superseded)."""
+        model = self.decision_model
+        if model is None:
+            return run, []
+        measured = {**extra, **{c.name: c.score for c in run}}
+        answered = dm.verdicts(model, measured, {c.name: c for c in run})
+        replaced = dm.superseded(model, [c.name for c in run], answered)
+        kept = [c for c in run if c.name not in replaced]
+        for v in answered:
+            m = v.model
+            kept.append(checks.result(m.check_name, ReasonCode(v.code), v.probability, m.reject_at, ">="))
+            if m.warn_at is not None and m.warn_code is not None:
+                warn = checks.result(
+                    m.check_name + "_warn", WarningCode(m.warn_code), v.probability, m.warn_at, ">=", "warning"
+                )
+                # A rejection for the same reason says it already.
+                kept.append(warn.model_copy(update={"passed": warn.passed or v.fails}))
+        return kept, [c for c in run if c.name in replaced]
 
     def _decide(
         self,
@@ -179,8 +212,10 @@ class Validator:
         *,
         illustration: bool,
         confirmed: float,
+        extra: dict[str, float],
     ) -> ValidationOutcome:
         t = self.thresholds
+        run, superseded = self._apply_model(run, extra)
         failed = [c for c in run if not c.passed and c.severity == "reject"]
         reasons = order_reasons([ReasonCode(c.code) for c in failed])
         # Weak-detection rule: a face only one detector saw, with moderate confidence, that passes
@@ -201,6 +236,7 @@ class Validator:
             checks=run,
             face=face,
             illustration_hint=illustration,
-            scores={c.name: c.score for c in run},
+            scores={**{c.name: c.score for c in [*superseded, *run]}, **extra},
             image=image,
+            superseded=superseded,
         )
