@@ -6,6 +6,8 @@ the CheckResult(s) with its score, the threshold and how they compare when the c
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from avatarflow_contracts import CheckResult, ReasonCode, WarningCode
 
@@ -14,7 +16,12 @@ from . import measures as ms
 from .face_analysis import FaceAnalysis
 from .thresholds import ValidatorThresholds
 
-_FAILS = {"<": np.less, ">": np.greater, "<=": np.less_equal, ">=": np.greater_equal}
+_FAILS: dict[str, Callable[[float, float], bool]] = {
+    "<": lambda score, bar: score < bar,
+    ">": lambda score, bar: score > bar,
+    "<=": lambda score, bar: score <= bar,
+    ">=": lambda score, bar: score >= bar,
+}
 
 
 def result(

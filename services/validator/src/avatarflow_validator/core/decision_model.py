@@ -14,7 +14,7 @@ package; this module only evaluates them (pure: no I/O).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -47,7 +47,7 @@ def log_margin(check: MeasuredCheck) -> float:
     return ratio if check.fails_when in (">", ">=") else -ratio
 
 
-_TRANSFORMS = {
+_TRANSFORMS: dict[str, Callable[[float], float]] = {
     "identity": lambda v: v,
     # Sizes act multiplicatively (a face twice as large), so the model sees their logarithm.
     "log": lambda v: math.log(max(v, 1e-6)),

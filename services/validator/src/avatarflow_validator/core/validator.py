@@ -123,9 +123,11 @@ class Validator:
         """``decision_model``: "packaged" (the fitted model shipped in the package), a model, or
         None for the hand-set thresholds alone."""
         self.thresholds = thresholds or ValidatorThresholds()
-        self.decision_model = dm.load_packaged() if decision_model == "packaged" else decision_model
-        if isinstance(self.decision_model, str):
-            raise ValueError(f"decision_model: {self.decision_model!r}")
+        if isinstance(decision_model, str) and decision_model != "packaged":
+            raise ValueError(f"decision_model: {decision_model!r}")
+        self.decision_model: dm.DecisionModel | None = (
+            dm.load_packaged() if isinstance(decision_model, str) else decision_model
+        )
         self._analyzer = FaceAnalyzer(min_detection_confidence=self.thresholds.detection_confidence)
 
     def close(self) -> None:
