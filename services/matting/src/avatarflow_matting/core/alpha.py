@@ -163,10 +163,16 @@ def _solve(
     coordinates = grid.coordinates(ys, xs)
     # The cells the band's bilinear reads touch: those holding band pixels and their neighbours.
     rows, cols = np.nonzero(cv2.dilate(grid.cells_of(ys, xs), np.ones((3, 3), np.uint8)))
-    fg_field = local_colours(grid, image_cells, known[0], (rows, cols))
-    bg_field = local_colours(grid, image_cells, known[1], (rows, cols))
-    fg_colour = grid.sample(fg_field, coordinates)
-    bg_colour = grid.sample(bg_field, coordinates)
+    # Both fields side by side, read in one pass (the bilinear weights are shared).
+    fields = np.concatenate(
+        [
+            local_colours(grid, image_cells, known[0], (rows, cols)),
+            local_colours(grid, image_cells, known[1], (rows, cols)),
+        ],
+        axis=2,
+    )
+    local = grid.sample(fields, coordinates)
+    fg_colour, bg_colour = np.ascontiguousarray(local[:, :3]), np.ascontiguousarray(local[:, 3:])
 
     # First guess: the compositing equation solved for alpha against the local colours.
     alpha[ys, xs] = kernels.project_alpha(colour, fg_colour, bg_colour)

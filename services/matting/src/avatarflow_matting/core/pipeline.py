@@ -182,7 +182,7 @@ def _matte_region(
         band.alpha[:] = solved.alpha[band.ys, band.xs]
     colour_ys = np.concatenate([band.ys, solved.ring_ys])
     colour_xs = np.concatenate([band.xs, solved.ring_xs])
-    colours = foreground_at(image_u8, solved.alpha, colour_ys, colour_xs, solved.image_cells)
+    colours = foreground_at(image_u8, solved.alpha, colour_ys, colour_xs, solved.image_cells, band.colour)
     return _RegionMatte(
         known_fg=solved.known_fg,
         band=band,
