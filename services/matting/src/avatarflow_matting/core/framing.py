@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 from avatarflow_contracts.events import Box, FaceGeometry, Point
 
@@ -72,20 +71,16 @@ def framing_from_face(face: FaceGeometry, width: int, height: int) -> Framing:
 def framing_from_mask(mask: np.ndarray) -> Framing:
     """Estimate head position and size from a person mask (see module docstring)."""
     height, width = mask.shape
-    # OpenCV reductions of a 0/1 mask: the same counts as numpy's any/sum, a few times cheaper on
-    # a megapixel mask.
-    solid = (np.ascontiguousarray(mask, np.float32) > np.float32(0.5)).view(np.uint8)
-    row_counts = cv2.reduce(solid, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S)[:, 0]
-    rows = np.nonzero(row_counts)[0]
+    solid = mask > 0.5
+    rows = np.nonzero(solid.any(axis=1))[0]
     if len(rows) == 0:  # nothing found: frame the whole image, centred
         return _framing(width / 2, height * EYE_LINE, FACE_HEIGHT * height)
     top, bottom = int(rows[0]), int(rows[-1])
-    head_end = top + max(1, int(_HEAD_ROWS_FRACTION * (bottom - top + 1)))
-    widths = row_counts[top:head_end]
+    head_rows = solid[top : top + max(1, int(_HEAD_ROWS_FRACTION * (bottom - top + 1)))]
+    widths = head_rows.sum(axis=1)
     head_width = float(np.median(widths[widths > 0]))
-    column_counts = cv2.reduce(solid[top:head_end], 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S)[0]
-    columns = np.nonzero(column_counts)[0]
-    weights = column_counts[columns]
+    columns = np.nonzero(head_rows.any(axis=0))[0]
+    weights = head_rows.sum(axis=0)[columns]
     centre_x = float((columns * weights).sum() / weights.sum())
     face_height = _HEAD_WIDTH_TO_FACE_HEIGHT * head_width
     return _framing(centre_x, top + _EYES_BELOW_HEAD_TOP * face_height, face_height)

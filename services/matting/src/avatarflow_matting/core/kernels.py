@@ -271,53 +271,6 @@ def paint_edge(
             rgba[y, x, c] = np.uint8(colours[i, c] * np.float32(255.0) + np.float32(0.5)) if reached else 0
 
 
-@njit(cache=True, nogil=True)
-def known_rgba(image_u8: np.ndarray, known_fg: np.ndarray) -> np.ndarray:
-    """8-bit RGBA of ``image_u8`` (RGB, possibly a view) with alpha 255 where ``known_fg``, all 0
-    elsewhere: one pass instead of a colour conversion and a masked AND."""
-    height, width = known_fg.shape
-    rgba = np.empty((height, width, 4), np.uint8)
-    for y in range(height):
-        for x in range(width):
-            if known_fg[y, x]:
-                for c in range(3):
-                    rgba[y, x, c] = image_u8[y, x, c]
-                rgba[y, x, 3] = 255
-            else:
-                rgba[y, x, 0] = rgba[y, x, 1] = rgba[y, x, 2] = rgba[y, x, 3] = 0
-    return rgba
-
-
-@njit(cache=True, nogil=True)
-def place_region(
-    rgba: np.ndarray,
-    canvas: np.ndarray,
-    over_first: np.ndarray,
-    over_second: np.ndarray,
-    dy: int,
-    dx: int,
-    rect: tuple[int, int, int, int],
-) -> int:
-    """Copy ``rgba`` (region pixel (y, x) -> canvas (y + dy, x + dx)) into the canvas part ``rect``
-    = (y0, x0, y1, x1) it covers, and its opaque pixels' colours into both previews (which hold
-    the fill colour already); returns how many opaque pixels landed. One pass over the region
-    instead of a copy, a channel extraction, a comparison, a colour conversion and two masked
-    copies of the whole canvas. Soft pixels are left to ``finish_band``."""
-    y0, x0, y1, x1 = rect
-    opaque = 0
-    for y in range(y0, y1):
-        for x in range(x0, x1):
-            ry, rx = y - dy, x - dx
-            for c in range(4):
-                canvas[y, x, c] = rgba[ry, rx, c]
-            if rgba[ry, rx, 3] == 255:
-                opaque += 1
-                for c in range(3):
-                    over_first[y, x, c] = rgba[ry, rx, c]
-                    over_second[y, x, c] = rgba[ry, rx, c]
-    return opaque
-
-
 @njit(cache=True, nogil=True, inline="always")
 def _over(subject: np.uint8, alpha: int, background: np.uint8) -> np.uint8:
     """One 8-bit channel of straight-alpha ``subject`` over ``background``, rounded exactly:
@@ -663,9 +616,6 @@ def warm_up() -> None:
     colour = np.zeros(3, np.uint8)
     canvas, first, second, _, _, _ = finish_canvas(np.zeros((2, 2, 4), np.uint8), 0, 0, 4, colour, colour)
     finish_band(canvas, ys, xs, (0, 0, 2, 2), first, second, colour, colour)
-    place_region(canvas, canvas, first, second, 0, 0, (0, 0, 2, 2))
-    known_rgba(image, mask)
-    known_rgba(image[1:3, 1:3], np.ascontiguousarray(mask[1:3, 1:3]))  # a region of an image: a view
     drop_band_islands(np.zeros((4, 4), np.float32), mask, ys, xs)
     cells = np.zeros(1, np.int64)
     guided_coefficients(np.zeros((2, 2, 3), np.float32), np.zeros((2, 2), np.float32), 1, cells, cells, 1e-4)

@@ -260,7 +260,8 @@ def matte(
 def _straight_rgba(image_u8: np.ndarray, region: _RegionMatte) -> np.ndarray:
     """8-bit straight RGBA of the region: original colour where known subject, solved alpha and
     colours on the band and its ring, black where transparent and out of reach of resampling."""
-    rgba = kernels.known_rgba(image_u8, region.known_fg)
+    rgba = cv2.cvtColor(image_u8, cv2.COLOR_RGB2RGBA)  # alpha 255
+    rgba = cv2.bitwise_and(rgba, rgba, mask=region.known_fg.view(np.uint8))
     kernels.paint_edge(rgba, region.colour_ys, region.colour_xs, region.band.alpha, region.colours)
     return rgba
 
@@ -303,10 +304,21 @@ def _finish_canvas(rgba: np.ndarray, scale: float, shift_x: float, shift_y: floa
         y1, x1 = min(CANVAS_SIZE, height + dy), min(CANVAS_SIZE, width + dx)
         canvas = np.zeros((CANVAS_SIZE, CANVAS_SIZE, 4), np.uint8)
         rect = (y0, x0, y1, x1) if y1 > y0 and x1 > x0 else (0, 0, 0, 0)
+        y0, x0, y1, x1 = rect
+        placed = rgba[y0 - dy : y1 - dy, x0 - dx : x1 - dx]
+        canvas[y0:y1, x0:x1] = placed
         previews = [_solid_canvas(colour).copy() for colour in (PREVIEW_WHITE, PREVIEW_DARK)]
-        opaque = kernels.place_region(rgba, canvas, *previews, dy, dx, rect)
+        opaque_pixels = 0
+        if y1 > y0:
+            # Only the part of the canvas the region covers (the rest is transparent, the previews'
+            # fill): the channel split, comparison and masked copies run on it, not the canvas.
+            opaque = cv2.compare(cv2.extractChannel(placed, 3), 255, cv2.CMP_EQ)
+            rgb = cv2.cvtColor(placed, cv2.COLOR_RGBA2RGB)
+            for preview in previews:
+                cv2.copyTo(rgb, opaque, preview[y0:y1, x0:x1])  # writes into the view
+            opaque_pixels = cv2.countNonZero(opaque)
         soft, soft_covered, outline = kernels.finish_band(canvas, band.ys + dy, band.xs + dx, rect, *previews, *colours)
-        return _Canvas(canvas, *previews, opaque + soft_covered, soft, outline)
+        return _Canvas(canvas, *previews, opaque_pixels + soft_covered, soft, outline)
     framed = cv2.copyMakeBorder(rgba, 1, 1, 1, 1, cv2.BORDER_REPLICATE)
     framed[[0, -1], :, 3] = 0
     framed[:, [0, -1], 3] = 0
