@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from avatarflow.cli.matting_sheets import TILE, _backgrounds, _best_windows, _over
 
 
