@@ -262,11 +262,13 @@ def paint_edge(
         rgba[ys[i], xs[i], 3] = np.uint8(band_alpha[i] * np.float32(255.0) + np.float32(0.5))
     for i in range(len(ys)):
         y, x = ys[i], xs[i]
-        reached = False
-        for ny in range(max(0, y - 1), min(height, y + 2)):
-            for nx in range(max(0, x - 1), min(width, x + 2)):
-                if rgba[ny, nx, 3] > 0:
-                    reached = True
+        # A visible point reaches itself; only transparent ones need their neighbours looked at.
+        reached = rgba[y, x, 3] > 0
+        if not reached:
+            for ny in range(max(0, y - 1), min(height, y + 2)):
+                for nx in range(max(0, x - 1), min(width, x + 2)):
+                    if rgba[ny, nx, 3] > 0:
+                        reached = True
         for c in range(3):
             rgba[y, x, c] = np.uint8(colours[i, c] * np.float32(255.0) + np.float32(0.5)) if reached else 0
 
