@@ -13,10 +13,16 @@ BLOB = (210, 40, 40)
 BACKGROUND = (40, 90, 200)
 
 
-def figure_scene() -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, tuple[slice, slice]]]:
+def figure_scene(
+    passed_through: bool = False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, tuple[slice, slice]]]:
     """A head-and-torso subject on a plain background, with a person mask that (like the model on
     a busy background) also covers a detached blob, and has two enclosed holes: one where the image
-    shows background (a real gap) and one where it shows the subject (a miss)."""
+    shows background (a real gap) and one where it shows the subject (a miss).
+
+    ``passed_through``: two more enclosed patches of background colour the mask covers: "passed",
+    where the model is unsure (0.8: it passed through a gap it half saw), and "shirt", where it is
+    sure (1.0: a white shirt before a white wall looks like this)."""
     size = 400
     image = np.zeros((size, size, 3), np.uint8)
     image[:] = BACKGROUND
@@ -35,14 +41,22 @@ def figure_scene() -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, tuple[
     image[parts["gap"]] = BACKGROUND
     mask[parts["gap"]] = 0.0
     mask[parts["miss"]] = 0.0
+    if passed_through:
+        parts["passed"] = (slice(330, 375), slice(125, 175))
+        parts["shirt"] = (slice(330, 375), slice(225, 275))
+        for name, confidence in (("passed", 0.8), ("shirt", 1.0)):
+            image[parts[name]] = BACKGROUND
+            mask[parts[name]] = confidence
     mask = cv2.GaussianBlur(mask, (0, 0), 1.5)  # a model's soft edge
     angles = np.linspace(0, 2 * np.pi, 64, endpoint=False)
     landmarks = np.stack([200 + 45 * np.sin(angles), 130 - 50 * np.cos(angles)], axis=1)
     return image, mask, landmarks, parts
 
 
-def region_alpha(cleanup: bool) -> tuple[np.ndarray, np.ndarray, dict[str, tuple[slice, slice]]]:
-    image, mask, landmarks, parts = figure_scene()
+def region_alpha(
+    cleanup: bool, passed_through: bool = False
+) -> tuple[np.ndarray, np.ndarray, dict[str, tuple[slice, slice]]]:
+    image, mask, landmarks, parts = figure_scene(passed_through)
     seeds = seed_points(landmarks, image.shape[:2])
     region = _matte_region(image, Grid(*mask.shape).down(mask), landmarks, False, seeds, cleanup=cleanup)
     return region.alpha, seeds, parts
@@ -72,6 +86,30 @@ def test_without_the_step_the_blob_and_the_miss_stay():
     assert figures.detached_components >= 1 and figures.detached_mass > 0.01
     miss_y, miss_x = parts["miss"]
     assert alpha[miss_y.start + 10 : miss_y.stop - 10, miss_x.start + 10 : miss_x.stop - 10].max() < 0.5
+
+
+def _inner(part: tuple[slice, slice], margin: int = 10) -> tuple[slice, slice]:
+    rows, cols = part
+    return slice(rows.start + margin, rows.stop - margin), slice(cols.start + margin, cols.stop - margin)
+
+
+def test_background_the_segmentation_passed_through_is_opened():
+    """An enclosed patch of background that the mask covers with an unsure 0.8 becomes a hole (its
+    edge decided by the image); the same colour covered with a sure 1.0 stays subject (a white shirt
+    before a white wall is not told from a hole by colour alone). With the step off, both stay."""
+    alpha, _, parts = region_alpha(cleanup=True, passed_through=True)
+    assert alpha[_inner(parts["passed"])].max() < 0.05
+    assert alpha[_inner(parts["shirt"])].min() > 0.95
+    # The hole is cut at the image's edge, not left as a soft blur: its border rows are subject.
+    rows, cols = parts["passed"]
+    assert alpha[rows.start - 6, cols.start + 20] > 0.95 and alpha[rows.stop + 6, cols.start + 20] > 0.95
+    assert alpha[rows.start + 4, cols.start + 20] < 0.2
+    # The blob and the other holes behave as before.
+    assert alpha[parts["blob"]].max() == 0.0
+    assert alpha[_inner(parts["miss"])].min() > 0.95
+    before, _, _ = region_alpha(cleanup=False, passed_through=True)
+    assert before[_inner(parts["passed"])].min() > 0.95
+    assert before[_inner(parts["shirt"])].min() > 0.95
 
 
 def test_real_photo_logo_beside_the_neck_is_dropped(shared, matter):

@@ -16,7 +16,8 @@ os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 COMMAND_MODULES = (
     "avatarflow.cli.validation",  # check, eval
-    "avatarflow.cli.matting",  # matting-eval
+    "avatarflow.cli.matting",  # matting-eval, matting-figure
+    "avatarflow.cli.matting_sheets",  # matting-sheets
     "avatarflow.cli.render",  # render
     "avatarflow.cli.ops",  # mint-token, export-schemas, rejections, replay-dlq
     "avatarflow.cli.demo",  # demo (the run command)

@@ -13,7 +13,11 @@ component is the figure):
    around it and not the background outside the figure (next to the hole, or around the whole
    figure) is something the model missed (a dark shirt fold, a strand of hair) and is filled; one
    that looks like the background (the gap between an ear and the head, between an arm and the
-   body) stays a hole.
+   body) stays a hole. The other way round, background the segmentation passed through
+   (``_open_background_holes``): a pocket of the figure enclosed by it, where the model was unsure
+   (mask below ``SURE_SUBJECT``) and whose colour matches the background outside the figure and
+   not the subject around it (the gap between an arm on the hip and the body, the model half
+   filling it) is opened into a hole, so the band solve cuts its edge from the image.
 2. At full resolution, after the alpha solve (``drop_band_islands``): band pixels of non-zero
    alpha not 8-connected to the known subject through non-zero alpha are set to 0 (islands the
    solve left).
@@ -47,6 +51,17 @@ _RING_CELLS = 2
 _BACKGROUND_CELLS = 6
 # Smaller holes lie wholly inside the trimap's band, where the alpha solve already decides them.
 _MIN_HOLE_CELLS = 9
+# Where the model says "person" at least this surely, a background-coloured pocket is taken to be
+# the subject (a white shirt before a white wall cannot be told from a hole by colour); the same
+# threshold as the trimap's sure subject (pipeline._SURE_SUBJECT).
+SURE_SUBJECT = 0.95
+# A pocket is opened when its mean colour is this many times closer to the background outside the
+# figure than to the sure subject around it; near-ties stay subject.
+HOLE_BACKGROUND_MARGIN = 2.0
+# The background colours a pocket is compared with: at most this many cells of the background
+# around the figure (its nearest one counts: a busy background has many colours).
+_BACKGROUND_SAMPLES = 512
+_BELOW_OUTLINE = np.float32(0.5) - np.float32(1e-3)  # just outside the 0.5 outline: a hole's value
 
 
 def seed_points(landmarks_xy: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray:
@@ -90,8 +105,56 @@ def connected_mask(mask_cells: np.ndarray, image_cells: np.ndarray, seeds_cells:
         return mask_cells
     keep = _kept_labels(labels, count, seeds_cells)
     figure = keep[labels] & (mask_cells > 0.5)
-    result = np.where(figure, mask_cells, np.minimum(mask_cells, np.float32(0.5) - np.float32(1e-3)))
-    return _fill_subject_holes(result.astype(np.float32), figure, image_cells)
+    result = np.where(figure, mask_cells, np.minimum(mask_cells, _BELOW_OUTLINE)).astype(np.float32)
+    result = _fill_subject_holes(result, figure, image_cells)
+    return _open_background_holes(result, figure, image_cells)
+
+
+def _open_background_holes(mask_cells: np.ndarray, figure: np.ndarray, image_cells: np.ndarray) -> np.ndarray:
+    """Open the pockets of ``figure`` that are background the segmentation passed through: unsure
+    cells (mask below ``SURE_SUBJECT``, 4-connected) enclosed by sure subject, at least
+    ``_MIN_HOLE_CELLS`` big, whose mean colour is ``HOLE_BACKGROUND_MARGIN`` times closer to the
+    nearest background colour outside the figure than to the sure subject around them. Their mask
+    drops just below 0.5, so the trimap puts a band on their edge and the image decides it."""
+    unsure = (figure & (mask_cells < SURE_SUBJECT)).astype(np.uint8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(unsure, connectivity=4)
+    if count <= 1:
+        return mask_cells
+    # A pocket touching the outside of the figure is the outline's own soft edge (the trimap's
+    # uncertain band decides it), not an enclosed hole.
+    outside = cv2.dilate((~figure).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    touching = np.zeros(count, np.bool_)
+    touching[labels[outside & (unsure > 0)]] = True
+    touching[labels[0]] = touching[labels[-1]] = touching[labels[:, 0]] = touching[labels[:, -1]] = True
+    touching[0] = True
+    pockets = np.flatnonzero(~touching & (stats[:, cv2.CC_STAT_AREA] >= _MIN_HOLE_CELLS))
+    if len(pockets) == 0:
+        return mask_cells
+    grown = cv2.dilate(figure.astype(np.uint8), np.ones((2 * _BACKGROUND_CELLS + 1,) * 2, np.uint8)) > 0
+    background = image_cells[grown & ~figure]
+    if len(background) == 0:
+        return mask_cells
+    background = background[:: max(1, len(background) // _BACKGROUND_SAMPLES)]
+    sure = figure & (mask_cells >= SURE_SUBJECT)
+    height, width = figure.shape
+    result = mask_cells.copy()
+    for pocket in pockets:
+        x, y, w, h = stats[pocket, :4]
+        pad = _RING_CELLS
+        y0, y1, x0, x1 = max(0, y - pad), min(height, y + h + pad), max(0, x - pad), min(width, x + w + pad)
+        inside = labels[y0:y1, x0:x1] == pocket
+        ring = (cv2.dilate(inside.astype(np.uint8), np.ones((2 * _RING_CELLS + 1,) * 2, np.uint8)) > 0) & sure[
+            y0:y1, x0:x1
+        ]
+        if not ring.any():
+            continue
+        colours = image_cells[y0:y1, x0:x1]
+        pocket_colour = colours[inside].mean(0)
+        to_subject = float(np.linalg.norm(pocket_colour - colours[ring].mean(0)))
+        to_background = float(np.sqrt(((background - pocket_colour) ** 2).sum(1).min()))
+        if HOLE_BACKGROUND_MARGIN * to_background < to_subject:
+            result[y0:y1, x0:x1][inside] = np.minimum(result[y0:y1, x0:x1][inside], _BELOW_OUTLINE)
+    return result
 
 
 def _fill_subject_holes(mask_cells: np.ndarray, figure: np.ndarray, image_cells: np.ndarray) -> np.ndarray:

@@ -46,10 +46,13 @@ def foreground_at(
     ys: np.ndarray,
     xs: np.ndarray,
     image_cells: np.ndarray | None = None,
+    known_colours: np.ndarray | None = None,
 ) -> np.ndarray:
     """Decontaminated foreground colours (float32 (N, 3) in [0,1]) at the pixels (ys, xs) of
     ``image_u8`` (uint8 RGB) with matte ``alpha`` (float32 HxW). ``image_cells``: the grid's view
-    of the image when the caller has it already."""
+    of the image when the caller has it already; ``known_colours``: the image colours (float32
+    in [0,1]) of the first ``len(known_colours)`` of those pixels, when the caller has them (the
+    alpha solve read the band's already)."""
     if len(ys) == 0:
         return np.zeros((0, 3), np.float32)
     grid = Grid(*alpha.shape)
@@ -68,7 +71,12 @@ def foreground_at(
     if box != (1, 1):
         fine = cv2.blur(fine, box)
     blurred = grid.sample(fine, grid.coordinates(ys, xs))
-    return kernels.fuse_foreground(kernels.gather_colours(image_u8, ys, xs), alpha[ys, xs], blurred)
+    if known_colours is None:
+        colour = kernels.gather_colours(image_u8, ys, xs)
+    else:
+        done = len(known_colours)
+        colour = np.concatenate([known_colours, kernels.gather_colours(image_u8, ys[done:], xs[done:])])
+    return kernels.fuse_foreground(colour, alpha[ys, xs], blurred)
 
 
 def estimate_foreground(image_rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:

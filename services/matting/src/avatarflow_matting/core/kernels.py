@@ -107,10 +107,18 @@ def band_from_cells(
         for c in range(grid_w):
             if fg_cells[r, c] or bg_cells[r, c]:
                 continue
+            # A pixel's 8-neighbours lie in its own cell or the 8 around it: a band cell with no
+            # background cell around it has no ring pixels (most of a band several cells wide).
+            near_bg = False
+            for nr in range(max(0, r - 1), min(grid_h, r + 2)):
+                for nc in range(max(0, c - 1), min(grid_w, c + 2)):
+                    near_bg |= bg_cells[nr, nc]
             for y in range(row_start[r], row_start[r + 1]):
                 for x in range(col_start[c], col_start[c + 1]):
                     ys[at], xs[at] = y, x
                     at += 1
+                    if not near_bg:
+                        continue
                     for ny in range(max(0, y - 1), min(height, y + 2)):
                         for nx in range(max(0, x - 1), min(width, x + 2)):
                             if bg_cells[row_cell[ny], col_cell[nx]] and not marked[ny, nx]:
@@ -254,11 +262,13 @@ def paint_edge(
         rgba[ys[i], xs[i], 3] = np.uint8(band_alpha[i] * np.float32(255.0) + np.float32(0.5))
     for i in range(len(ys)):
         y, x = ys[i], xs[i]
-        reached = False
-        for ny in range(max(0, y - 1), min(height, y + 2)):
-            for nx in range(max(0, x - 1), min(width, x + 2)):
-                if rgba[ny, nx, 3] > 0:
-                    reached = True
+        # A visible point reaches itself; only transparent ones need their neighbours looked at.
+        reached = rgba[y, x, 3] > 0
+        if not reached:
+            for ny in range(max(0, y - 1), min(height, y + 2)):
+                for nx in range(max(0, x - 1), min(width, x + 2)):
+                    if rgba[ny, nx, 3] > 0:
+                        reached = True
         for c in range(3):
             rgba[y, x, c] = np.uint8(colours[i, c] * np.float32(255.0) + np.float32(0.5)) if reached else 0
 
@@ -557,7 +567,9 @@ def drop_band_islands(alpha: np.ndarray, known_fg: np.ndarray, ys: np.ndarray, x
     band pixels of non-zero alpha it does not reach get alpha 0. Returns how many did."""
     height, width = alpha.shape
     reached = np.zeros((height, width), np.bool_)
-    stack = np.empty(len(ys), np.int64)
+    # Rows and columns kept apart (no division to unpack a flat index on every pop).
+    stack_ys = np.empty(len(ys), np.int32)
+    stack_xs = np.empty(len(ys), np.int32)
     top = 0
     for i in range(len(ys)):
         y, x = ys[i], xs[i]
@@ -565,16 +577,16 @@ def drop_band_islands(alpha: np.ndarray, known_fg: np.ndarray, ys: np.ndarray, x
             continue
         if _touches(known_fg, y, x, height, width):
             reached[y, x] = True
-            stack[top] = y * width + x
+            stack_ys[top], stack_xs[top] = y, x
             top += 1
     while top > 0:
         top -= 1
-        y, x = stack[top] // width, stack[top] % width
+        y, x = stack_ys[top], stack_xs[top]
         for ny in range(max(0, y - 1), min(height, y + 2)):
             for nx in range(max(0, x - 1), min(width, x + 2)):
                 if not reached[ny, nx] and not known_fg[ny, nx] and alpha[ny, nx] > 0.0:
                     reached[ny, nx] = True
-                    stack[top] = ny * width + nx
+                    stack_ys[top], stack_xs[top] = ny, nx
                     top += 1
     dropped = 0
     for i in range(len(ys)):

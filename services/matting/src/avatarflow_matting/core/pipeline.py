@@ -182,7 +182,7 @@ def _matte_region(
         band.alpha[:] = solved.alpha[band.ys, band.xs]
     colour_ys = np.concatenate([band.ys, solved.ring_ys])
     colour_xs = np.concatenate([band.xs, solved.ring_xs])
-    colours = foreground_at(image_u8, solved.alpha, colour_ys, colour_xs, solved.image_cells)
+    colours = foreground_at(image_u8, solved.alpha, colour_ys, colour_xs, solved.image_cells, band.colour)
     return _RegionMatte(
         known_fg=solved.known_fg,
         band=band,
@@ -303,20 +303,22 @@ def _finish_canvas(rgba: np.ndarray, scale: float, shift_x: float, shift_y: floa
         y0, x0 = max(0, dy), max(0, dx)
         y1, x1 = min(CANVAS_SIZE, height + dy), min(CANVAS_SIZE, width + dx)
         canvas = np.zeros((CANVAS_SIZE, CANVAS_SIZE, 4), np.uint8)
-        y0, x0, y1, x1 = (y0, x0, y1, x1) if y1 > y0 and x1 > x0 else (0, 0, 0, 0)
-        canvas[y0:y1, x0:x1] = rgba[y0 - dy : y1 - dy, x0 - dx : x1 - dx]
-        alpha = cv2.extractChannel(canvas, 3)
-        opaque = cv2.compare(alpha, 255, cv2.CMP_EQ)
-        rgb = cv2.cvtColor(canvas, cv2.COLOR_RGBA2RGB)
-        previews = []
-        for colour in (PREVIEW_WHITE, PREVIEW_DARK):
-            preview = _solid_canvas(colour).copy()
-            cv2.copyTo(rgb, opaque, preview)
-            previews.append(preview)
-        soft, soft_covered, outline = kernels.finish_band(
-            canvas, band.ys + dy, band.xs + dx, (y0, x0, y1, x1), *previews, *colours
-        )
-        return _Canvas(canvas, *previews, cv2.countNonZero(opaque) + soft_covered, soft, outline)
+        rect = (y0, x0, y1, x1) if y1 > y0 and x1 > x0 else (0, 0, 0, 0)
+        y0, x0, y1, x1 = rect
+        placed = rgba[y0 - dy : y1 - dy, x0 - dx : x1 - dx]
+        canvas[y0:y1, x0:x1] = placed
+        previews = [_solid_canvas(colour).copy() for colour in (PREVIEW_WHITE, PREVIEW_DARK)]
+        opaque_pixels = 0
+        if y1 > y0:
+            # Only the part of the canvas the region covers (the rest is transparent, the previews'
+            # fill): the channel split, comparison and masked copies run on it, not the canvas.
+            opaque = cv2.compare(cv2.extractChannel(placed, 3), 255, cv2.CMP_EQ)
+            rgb = cv2.cvtColor(placed, cv2.COLOR_RGBA2RGB)
+            for preview in previews:
+                cv2.copyTo(rgb, opaque, preview[y0:y1, x0:x1])  # writes into the view
+            opaque_pixels = cv2.countNonZero(opaque)
+        soft, soft_covered, outline = kernels.finish_band(canvas, band.ys + dy, band.xs + dx, rect, *previews, *colours)
+        return _Canvas(canvas, *previews, opaque_pixels + soft_covered, soft, outline)
     framed = cv2.copyMakeBorder(rgba, 1, 1, 1, 1, cv2.BORDER_REPLICATE)
     framed[[0, -1], :, 3] = 0
     framed[:, [0, -1], 3] = 0
