@@ -54,13 +54,22 @@ def uploaded(space: str = "space-t") -> ImageUploaded:
     )
 
 
-async def produce(bootstrap: str, values: list[bytes], key: bytes = b"space-t") -> None:
+Headers = list[tuple[str, bytes | None]]
+# Header values FastStream cannot decode as UTF-8 (and a null one): the record must still be settled.
+ODD_HEADERS: Headers = [("x-latin1", "café".encode("latin-1")), ("x-null", None)]
+
+
+async def produce(
+    bootstrap: str, values: list[bytes], key: bytes = b"space-t", headers: dict[int, Headers] | None = None
+) -> None:
+    """Send ``values`` in order; ``headers`` maps a value's index to the headers it is sent with."""
     # Room for the oversized source records of the dead-letter size tests.
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", max_request_size=4 * 1024 * 1024)
     await producer.start()
     try:
-        for value in values:
-            await producer.send_and_wait(Topic.IMAGE_UPLOADED.value, value, key=key)
+        for index, value in enumerate(values):
+            extra = (headers or {}).get(index)
+            await producer.send_and_wait(Topic.IMAGE_UPLOADED.value, value, key=key, headers=extra)
     finally:
         await producer.stop()
 
@@ -159,7 +168,7 @@ def wait_output(stack: StackEndpoints, upload_id: uuid.UUID) -> list[Record]:
 def test_poison_records_go_to_dead_letter_and_stream_keeps_flowing(
     stack: StackEndpoints, tmp_path: Path, group: str
 ) -> None:
-    before, after = uploaded(), uploaded()
+    before, odd, after = uploaded(), uploaded(), uploaded()
     future_major = json.loads(encode_event(uploaded()))
     future_major["schema_version"] = "2.0"
     wrong_types = json.loads(encode_event(uploaded()))
@@ -173,11 +182,17 @@ def test_poison_records_go_to_dead_letter_and_stream_keeps_flowing(
         json.dumps({**wrong_types, "marker": marker}).encode(),
         b'{"marker":"' + marker.encode() + b'","pad":"' + b"x" * 600_000 + b'"}',
         json.dumps({**naive_time, "marker": marker}).encode(),
+        b"\xff\xfe not utf-8 either " + marker.encode(),  # sent with ODD_HEADERS too
     ]
-    asyncio.run(produce(stack.kafka_bootstrap, [encode_event(before), *poison, encode_event(after)]))
+    values = [encode_event(before), *poison, encode_event(odd), encode_event(after)]
+    # Odd header values on a poison record and on a valid one: neither may be skipped (FastStream's own
+    # parser raises on them, before any handler runs).
+    odd_headers = {len(poison): ODD_HEADERS, len(poison) + 1: ODD_HEADERS}
+    asyncio.run(produce(stack.kafka_bootstrap, values, headers=odd_headers))
     stage = EchoStage(stack, tmp_path, group)
     try:
         assert wait_output(stack, before.upload_id) and wait_output(stack, after.upload_id)
+        assert wait_output(stack, odd.upload_id), "a valid event with odd header values is processed"
         # Every event carries the CloudEvents Kafka-binding headers (issue 16).
         (output,) = wait_output(stack, before.upload_id)
         failed = AvatarFailed.model_validate_json(output.value)
@@ -188,11 +203,11 @@ def test_poison_records_go_to_dead_letter_and_stream_keeps_flowing(
         letters = dead_letters(
             stack,
             group,
-            lambda ls: sum(1 for d, r in ls if d.consumer_group == group and marker.encode() in r.value) >= 5,
+            lambda ls: sum(1 for d, r in ls if d.consumer_group == group and marker.encode() in r.value) >= 6,
         )
         ours = [(d, r) for d, r in letters if d.consumer_group == group and marker.encode() in r.value]
         assert sorted(d.error_type.rsplit(".", 1)[-1] for d, _ in ours) == sorted(
-            ["MalformedEvent", "UnknownSchemaVersion", "MalformedEvent", "EventTooLarge", "MalformedEvent"]
+            ["MalformedEvent", "UnknownSchemaVersion", "MalformedEvent", "EventTooLarge"] + ["MalformedEvent"] * 3
         )
         # The value is the original record byte for byte; the context is in the headers.
         assert sorted(r.value for _, r in ours) == sorted(poison)
@@ -200,7 +215,10 @@ def test_poison_records_go_to_dead_letter_and_stream_keeps_flowing(
         assert all(d.service == "echo" and d.topic == Topic.IMAGE_UPLOADED.value for d, _ in ours)
         assert all(r.key == b"space-t" and d.error_type.startswith("avatarflow_contracts.") for d, r in ours)
         offsets = sorted(d.offset for d, _ in ours)
-        assert len(set(offsets)) == 5 and offsets[-1] - offsets[0] == 4  # five consecutive source records
+        assert len(set(offsets)) == 6 and offsets[-1] - offsets[0] == 5  # six consecutive source records
+        # The dead letter keeps the odd header, its undecodable byte escaped (as every dead letter does).
+        (odd_letter,) = [r for _, r in ours if r.value.startswith(b"\xff\xfe")]
+        assert odd_letter.headers["x-latin1"] == b"caf\\xe9" and odd_letter.headers["x-null"] == b""
         naive = [d for d, r in ours if b"2026-11-02T10:00:00" in r.value]
         assert naive and "timezone" in naive[0].error.lower()
         assert stage.proc.poll() is None, "a poison record must never crash the consumer"

@@ -25,6 +25,7 @@ from faststream.specification import AsyncAPI
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from .asyncapi import add_record_headers
 from .auth import AuthError, Forbidden
 from .http_limits import RequestLimits, body_limit, timed_protocol
 from .logging import configure_logging, get_logger, security_event
@@ -83,7 +84,7 @@ class ServiceRuntime:
 
     def asyncapi(self, title: str, description: str) -> dict[str, Any]:
         spec = AsyncAPI(self.broker, title=title, version="1.0.0", description=description, schema_version="3.0.0")
-        return json.loads(spec.to_specification().to_json())
+        return add_record_headers(json.loads(spec.to_specification().to_json()))
 
     @asynccontextmanager
     async def lifespan(self, _app: FastAPI) -> AsyncIterator[None]:
