@@ -182,7 +182,8 @@ def test_poison_records_go_to_dead_letter_and_stream_keeps_flowing(
         json.dumps({**wrong_types, "marker": marker}).encode(),
         b'{"marker":"' + marker.encode() + b'","pad":"' + b"x" * 600_000 + b'"}',
         json.dumps({**naive_time, "marker": marker}).encode(),
-        b"\xff\xfe not utf-8 either " + marker.encode(),  # sent with ODD_HEADERS too
+        b'{"marker":"' + marker.encode() + b'","x":' + b"[" * 100_000,  # deeper than the JSON parser goes
+        b"\xff\xfe not utf-8 either " + marker.encode(),  # sent with ODD_HEADERS too (the last poison)
     ]
     values = [encode_event(before), *poison, encode_event(odd), encode_event(after)]
     # Odd header values on a poison record and on a valid one: neither may be skipped (FastStream's own
@@ -203,11 +204,11 @@ def test_poison_records_go_to_dead_letter_and_stream_keeps_flowing(
         letters = dead_letters(
             stack,
             group,
-            lambda ls: sum(1 for d, r in ls if d.consumer_group == group and marker.encode() in r.value) >= 6,
+            lambda ls: sum(1 for d, r in ls if d.consumer_group == group and marker.encode() in r.value) >= 7,
         )
         ours = [(d, r) for d, r in letters if d.consumer_group == group and marker.encode() in r.value]
         assert sorted(d.error_type.rsplit(".", 1)[-1] for d, _ in ours) == sorted(
-            ["MalformedEvent", "UnknownSchemaVersion", "MalformedEvent", "EventTooLarge"] + ["MalformedEvent"] * 3
+            ["MalformedEvent", "UnknownSchemaVersion", "MalformedEvent", "EventTooLarge"] + ["MalformedEvent"] * 4
         )
         # The value is the original record byte for byte; the context is in the headers.
         assert sorted(r.value for _, r in ours) == sorted(poison)
@@ -215,7 +216,7 @@ def test_poison_records_go_to_dead_letter_and_stream_keeps_flowing(
         assert all(d.service == "echo" and d.topic == Topic.IMAGE_UPLOADED.value for d, _ in ours)
         assert all(r.key == b"space-t" and d.error_type.startswith("avatarflow_contracts.") for d, r in ours)
         offsets = sorted(d.offset for d, _ in ours)
-        assert len(set(offsets)) == 6 and offsets[-1] - offsets[0] == 5  # six consecutive source records
+        assert len(set(offsets)) == 7 and offsets[-1] - offsets[0] == 6  # seven consecutive source records
         # The dead letter keeps the odd header, its undecodable byte escaped (as every dead letter does).
         (odd_letter,) = [r for _, r in ours if r.value.startswith(b"\xff\xfe")]
         assert odd_letter.headers["x-latin1"] == b"caf\\xe9" and odd_letter.headers["x-null"] == b""

@@ -472,7 +472,7 @@ async def _deliver(message: KafkaMessage, handle: Callable[[], Awaitable[Any]], 
     service, topic, settings = consumer.service, consumer.event_topic(message), consumer.settings
     try:
         event: Envelope = await message.decode()
-    except PoisonEvent as exc:
+    except Exception as exc:  # decoding is pure: whatever it raises is about the bytes, never a dependency
         if await _dead_letter(message, consumer, exc, attempts=1):
             metrics.EVENTS_CONSUMED.labels(service, topic, "dead_lettered").inc()
         return
