@@ -60,7 +60,11 @@ ODD_HEADERS: Headers = [("x-latin1", "café".encode("latin-1")), ("x-null", None
 
 
 async def produce(
-    bootstrap: str, values: list[bytes], key: bytes = b"space-t", headers: dict[int, Headers] | None = None
+    bootstrap: str,
+    values: list[bytes],
+    key: bytes = b"space-t",
+    headers: dict[int, Headers] | None = None,
+    topic: str = Topic.IMAGE_UPLOADED.value,
 ) -> None:
     """Send ``values`` in order; ``headers`` maps a value's index to the headers it is sent with."""
     # Room for the oversized source records of the dead-letter size tests.
@@ -69,7 +73,7 @@ async def produce(
     try:
         for index, value in enumerate(values):
             extra = (headers or {}).get(index)
-            await producer.send_and_wait(Topic.IMAGE_UPLOADED.value, value, key=key, headers=extra)
+            await producer.send_and_wait(topic, value, key=key, headers=extra)
     finally:
         await producer.stop()
 
@@ -362,6 +366,18 @@ def test_replay_dlq_reruns_only_the_group_that_failed_and_journals_it(
         out = capsys.readouterr().out
         assert f"{len(again)} record(s) replayed to {retry_topic(failing)}" in out
         assert f"; {len(replayed)} already replayed" in out
+        # A retry record naming a topic the group does not consume is poison, not an unsettled record.
+        stray = uploaded()
+        named: Headers = [("replay-original-topic", Topic.FACE_REJECTED.value.encode())]
+        stray_value = [encode_event(stray)]
+        asyncio.run(produce(stack.kafka_bootstrap, stray_value, headers={0: named}, topic=retry_topic(failing)))
+        stray_mark = str(stray.upload_id).encode()
+        letters = dead_letters(stack, failing, lambda ls: any(stray_mark in r.value for _, r in ls))
+        (stray_letter,) = [d for d, r in letters if stray_mark in r.value]
+        assert stray_letter.error_type.endswith("MalformedEvent") and "'face.rejected'" in stray_letter.error
+        assert stray_letter.topic == Topic.FACE_REJECTED.value and not records_for(
+            asyncio.run(read_topic(stack.kafka_bootstrap, Topic.AVATAR_FAILED.value, idle_s=1)), stray.upload_id
+        )
     finally:
         ok.stop()
         bad.stop()

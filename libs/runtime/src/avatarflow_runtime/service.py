@@ -29,7 +29,7 @@ from .asyncapi import add_record_headers
 from .auth import AuthError, Forbidden
 from .http_limits import RequestLimits, body_limit, timed_protocol
 from .logging import configure_logging, get_logger, security_event
-from .messaging import EventBus, report_consumer_lag
+from .messaging import EventBus, FailureFactory, StageConsumer, report_consumer_lag
 from .metrics import HTTP_RESPONSES
 from .settings import InsecureSecret, ServiceSettings
 from .storage import ObjectStore
@@ -77,6 +77,10 @@ class ServiceRuntime:
         if store is not None:
             runtime.readiness_checks["storage"] = store.ping
         return runtime
+
+    def consumer(self, group: str, *, on_failure: FailureFactory | None = None) -> StageConsumer:
+        """A consumer group of this service (see :class:`StageConsumer`): ``.subscribe(topic, handler)``."""
+        return StageConsumer(self.broker, self.bus, self.settings, str(group), on_failure=on_failure)
 
     async def _check_broker(self) -> None:
         if not await self.broker.ping(timeout=3.0):

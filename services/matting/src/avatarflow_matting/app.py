@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 
 from avatarflow_contracts import AvatarFailed, AvatarMatted, ConsumerGroup, Topic
-from avatarflow_runtime.messaging import StageConsumer
 from avatarflow_runtime.service import DOC_BOOTSTRAP, ServiceRuntime
 from fastapi import FastAPI
 
@@ -23,9 +22,7 @@ def build_runtime(settings: MattingSettings, *, with_storage: bool = True) -> Se
     stage = MattingStage(runtime.store, settings)  # type: ignore[arg-type]
     runtime.bus.declare(Topic.AVATAR_MATTED, AvatarMatted, "The cut-out and its previews are stored")
     runtime.bus.declare(Topic.AVATAR_FAILED, AvatarFailed, "Matting failed for good after retries")
-    consumer = StageConsumer(
-        runtime.broker, runtime.bus, settings, ConsumerGroup.MATTING.value, on_failure=stage.on_failure
-    )
+    consumer = runtime.consumer(ConsumerGroup.MATTING, on_failure=stage.on_failure)
     consumer.subscribe(Topic.FACE_VALIDATED, stage.handle)
     runtime.on_startup.append(stage.start)
     runtime.on_shutdown.append(stage.stop)

@@ -15,7 +15,6 @@ from datetime import timedelta
 
 from avatarflow_contracts import ConsumerGroup, Envelope
 from avatarflow_runtime.logging import get_logger
-from avatarflow_runtime.messaging import StageConsumer
 from avatarflow_runtime.service import DOC_BOOTSTRAP, ServiceRuntime
 from fastapi import FastAPI
 
@@ -38,7 +37,7 @@ def build_runtime(settings: NotifierSettings, store: StatusStore | None) -> Serv
         await apply_event(store, event)
         return []
 
-    consumer = StageConsumer(runtime.broker, runtime.bus, settings, ConsumerGroup.NOTIFIER.value)
+    consumer = runtime.consumer(ConsumerGroup.NOTIFIER)
     for topic in NOTIFIER_TOPICS:
         consumer.subscribe(topic, handle)
     return runtime

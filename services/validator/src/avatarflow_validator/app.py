@@ -9,7 +9,6 @@ from avatarflow_contracts import (
     FaceValidated,
     Topic,
 )
-from avatarflow_runtime.messaging import StageConsumer
 from avatarflow_runtime.service import DOC_BOOTSTRAP, ServiceRuntime
 from fastapi import FastAPI
 
@@ -28,9 +27,7 @@ def build_runtime(settings: ValidatorSettings, *, with_storage: bool = True) -> 
     runtime.bus.declare(Topic.FACE_VALIDATED, FaceValidated, "The image can become an avatar")
     runtime.bus.declare(Topic.FACE_REJECTED, FaceRejected, "The image was rejected, with every failed check")
     runtime.bus.declare(Topic.AVATAR_FAILED, AvatarFailed, "Validation failed for good after retries")
-    consumer = StageConsumer(
-        runtime.broker, runtime.bus, settings, ConsumerGroup.VALIDATOR.value, on_failure=stage.on_failure
-    )
+    consumer = runtime.consumer(ConsumerGroup.VALIDATOR, on_failure=stage.on_failure)
     consumer.subscribe(Topic.IMAGE_UPLOADED, stage.handle)
     runtime.on_startup.append(stage.start)
     runtime.on_shutdown.append(stage.stop)
