@@ -116,6 +116,8 @@ def test_round_trip_and_additive_minor_version_is_accepted() -> None:
         (lambda d: json.dumps({**d, "space_id": ["x"]}).encode(), MalformedEvent),
         (lambda d: json.dumps({**d, "trace_id": "0" * 32}).encode(), MalformedEvent),
         (lambda d: json.dumps({**d, "pad": "x" * 600_000}).encode(), EventTooLarge),
+        # Deeper than the JSON parser goes (RecursionError): before, the policy retried it for ever.
+        (lambda d: b'{"x":' + b"[" * 100_000, MalformedEvent),
         # A time without a timezone cannot be compared with aware times: poison at decode (issue 16).
         (lambda d: json.dumps({**d, "occurred_at": "2026-11-02T10:00:00"}).encode(), MalformedEvent),
     ],

@@ -21,7 +21,7 @@ from avatarflow_contracts import AvatarFailed, Envelope, ImageUploaded, Topic
 from avatarflow_runtime import messaging
 from avatarflow_runtime.errors import PermanentError
 from avatarflow_runtime.logging import configure_logging
-from avatarflow_runtime.messaging import EventBus, StageSpec, stage_consumer
+from avatarflow_runtime.messaging import EventBus, StageConsumer
 from avatarflow_runtime.service import make_broker
 from avatarflow_runtime.settings import ServiceSettings
 
@@ -77,13 +77,10 @@ async def main() -> None:
     broker = make_broker(settings)
     bus = EventBus(broker, settings)
     bus.declare(Topic.AVATAR_FAILED, AvatarFailed)
-    group = os.environ["ECHO_GROUP"]
-    stage_consumer(
-        broker,
-        bus,
-        settings,
-        StageSpec(Topic.IMAGE_UPLOADED, group, ImageUploaded, echo, broken_on_failure if fail_on else None),
+    consumer = StageConsumer(
+        broker, bus, settings, os.environ["ECHO_GROUP"], on_failure=broken_on_failure if fail_on else None
     )
+    consumer.subscribe(Topic.IMAGE_UPLOADED, echo)
     await broker.start()
     Path(os.environ["ECHO_READY_FILE"]).write_text("ready")
     stop = asyncio.Event()

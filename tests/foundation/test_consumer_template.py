@@ -54,17 +54,26 @@ def uploaded(space: str = "space-t") -> ImageUploaded:
     )
 
 
+Headers = list[tuple[str, bytes | None]]
+# Header values FastStream cannot decode as UTF-8 (and a null one): the record must still be settled.
+ODD_HEADERS: Headers = [("x-latin1", "café".encode("latin-1")), ("x-null", None)]
+
+
 async def produce(
-    bootstrap: str, values: list[bytes], key: bytes = b"space-t", headers: dict[bytes, dict[str, bytes]] | None = None
+    bootstrap: str,
+    values: list[bytes],
+    key: bytes = b"space-t",
+    headers: dict[int, Headers] | None = None,
+    topic: str = Topic.IMAGE_UPLOADED.value,
 ) -> None:
-    """``headers``: the headers of the records whose value is the key."""
+    """Send ``values`` in order; ``headers`` maps a value's index to the headers it is sent with."""
     # Room for the oversized source records of the dead-letter size tests.
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", max_request_size=4 * 1024 * 1024)
     await producer.start()
     try:
-        for value in values:
-            record_headers = list((headers or {}).get(value, {}).items()) or None
-            await producer.send_and_wait(Topic.IMAGE_UPLOADED.value, value, key=key, headers=record_headers)
+        for index, value in enumerate(values):
+            extra = (headers or {}).get(index)
+            await producer.send_and_wait(topic, value, key=key, headers=extra)
     finally:
         await producer.stop()
 
@@ -163,7 +172,7 @@ def wait_output(stack: StackEndpoints, upload_id: uuid.UUID) -> list[Record]:
 def test_poison_records_go_to_dead_letter_and_stream_keeps_flowing(
     stack: StackEndpoints, tmp_path: Path, group: str
 ) -> None:
-    before, after = uploaded(), uploaded()
+    before, odd, after = uploaded(), uploaded(), uploaded()
     future_major = json.loads(encode_event(uploaded()))
     future_major["schema_version"] = "2.0"
     wrong_types = json.loads(encode_event(uploaded()))
@@ -177,14 +186,21 @@ def test_poison_records_go_to_dead_letter_and_stream_keeps_flowing(
         json.dumps({**wrong_types, "marker": marker}).encode(),
         b'{"marker":"' + marker.encode() + b'","pad":"' + b"x" * 600_000 + b'"}',
         json.dumps({**naive_time, "marker": marker}).encode(),
+        b'{"marker":"' + marker.encode() + b'","x":' + b"[" * 100_000,  # deeper than the JSON parser goes
+        b"\xff\xfe not utf-8 either " + marker.encode(),  # sent with ODD_HEADERS too (the last poison)
     ]
     # An upstream trace context on the first record (tracing is off here, as by default).
     traceparent = f"00-{before.trace_id}-{uuid.uuid4().hex[:16]}-01".encode()
-    values = [encode_event(before), *poison, encode_event(after)]
-    asyncio.run(produce(stack.kafka_bootstrap, values, headers={values[0]: {"traceparent": traceparent}}))
+    values = [encode_event(before), *poison, encode_event(odd), encode_event(after)]
+    # Odd header values on a poison record and on a valid one: neither may be skipped (FastStream's own
+    # parser raises on them, before any handler runs).
+    odd_headers = {len(poison): ODD_HEADERS, len(poison) + 1: ODD_HEADERS}
+    headers: dict[int, Headers] = {0: [("traceparent", traceparent)], **odd_headers}
+    asyncio.run(produce(stack.kafka_bootstrap, values, headers=headers))
     stage = EchoStage(stack, tmp_path, group)
     try:
         assert wait_output(stack, before.upload_id) and wait_output(stack, after.upload_id)
+        assert wait_output(stack, odd.upload_id), "a valid event with odd header values is processed"
         (output,) = wait_output(stack, before.upload_id)
         # With tracing off the consumer still continues the record's W3C context, and the producer
         # forwards it unchanged (trace and parent span), not a fresh random one (issue 16, item 8).
@@ -198,11 +214,11 @@ def test_poison_records_go_to_dead_letter_and_stream_keeps_flowing(
         letters = dead_letters(
             stack,
             group,
-            lambda ls: sum(1 for d, r in ls if d.consumer_group == group and marker.encode() in r.value) >= 5,
+            lambda ls: sum(1 for d, r in ls if d.consumer_group == group and marker.encode() in r.value) >= 7,
         )
         ours = [(d, r) for d, r in letters if d.consumer_group == group and marker.encode() in r.value]
         assert sorted(d.error_type.rsplit(".", 1)[-1] for d, _ in ours) == sorted(
-            ["MalformedEvent", "UnknownSchemaVersion", "MalformedEvent", "EventTooLarge", "MalformedEvent"]
+            ["UnknownSchemaVersion", "EventTooLarge"] + ["MalformedEvent"] * 5
         )
         # The value is the original record byte for byte; the context is in the headers.
         assert sorted(r.value for _, r in ours) == sorted(poison)
@@ -210,7 +226,10 @@ def test_poison_records_go_to_dead_letter_and_stream_keeps_flowing(
         assert all(d.service == "echo" and d.topic == Topic.IMAGE_UPLOADED.value for d, _ in ours)
         assert all(r.key == b"space-t" and d.error_type.startswith("avatarflow_contracts.") for d, r in ours)
         offsets = sorted(d.offset for d, _ in ours)
-        assert len(set(offsets)) == 5 and offsets[-1] - offsets[0] == 4  # five consecutive source records
+        assert len(set(offsets)) == 7 and offsets[-1] - offsets[0] == 6  # seven consecutive source records
+        # The dead letter keeps the odd header, its undecodable byte escaped (as every dead letter does).
+        (odd_letter,) = [r for _, r in ours if r.value.startswith(b"\xff\xfe")]
+        assert odd_letter.headers["x-latin1"] == b"caf\\xe9" and odd_letter.headers["x-null"] == b""
         naive = [d for d, r in ours if b"2026-11-02T10:00:00" in r.value]
         assert naive and "timezone" in naive[0].error.lower()
         assert stage.proc.poll() is None, "a poison record must never crash the consumer"
@@ -353,6 +372,18 @@ def test_replay_dlq_reruns_only_the_group_that_failed_and_journals_it(
         out = capsys.readouterr().out
         assert f"{len(again)} record(s) replayed to {retry_topic(failing)}" in out
         assert f"; {len(replayed)} already replayed" in out
+        # A retry record naming a topic the group does not consume is poison, not an unsettled record.
+        stray = uploaded()
+        named: Headers = [("replay-original-topic", Topic.FACE_REJECTED.value.encode())]
+        stray_value = [encode_event(stray)]
+        asyncio.run(produce(stack.kafka_bootstrap, stray_value, headers={0: named}, topic=retry_topic(failing)))
+        stray_mark = str(stray.upload_id).encode()
+        letters = dead_letters(stack, failing, lambda ls: any(stray_mark in r.value for _, r in ls))
+        (stray_letter,) = [d for d, r in letters if stray_mark in r.value]
+        assert stray_letter.error_type.endswith("MalformedEvent") and "'face.rejected'" in stray_letter.error
+        assert stray_letter.topic == Topic.FACE_REJECTED.value and not records_for(
+            asyncio.run(read_topic(stack.kafka_bootstrap, Topic.AVATAR_FAILED.value, idle_s=1)), stray.upload_id
+        )
     finally:
         ok.stop()
         bad.stop()

@@ -46,6 +46,8 @@ def decode_event(raw: bytes, model: type[EventT]) -> EventT:
         payload: Any = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise MalformedEvent(f"not valid JSON: {exc}") from exc
+    except RecursionError as exc:  # e.g. 100 KB of "[": deeper than the parser goes, never an event
+        raise MalformedEvent("JSON nested too deeply") from exc
     if not isinstance(payload, dict):
         raise MalformedEvent("event must be a JSON object")
     version = payload.get("schema_version")

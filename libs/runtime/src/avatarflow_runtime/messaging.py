@@ -1,7 +1,9 @@
 """The stage template: one delivery policy from decode to commit, so no record is lost, blocked or skipped.
 
-Every consuming service declares its handler with :func:`stage_consumer`. Each record ends in
-exactly one of three ways (:func:`process_record`), whatever fails on the way:
+A stage's handler is a typed FastStream subscriber (``async def handle(event: ImageUploaded) ->
+list[Envelope]``) registered with :meth:`StageConsumer.subscribe`. FastStream decodes the record with
+:func:`event_decoder` and calls the handler inside :class:`DeliveryPolicy`, the middleware of the
+group's router, under which each record ends in exactly one of three ways, whatever fails on the way:
 
 * **ack**: the handler's output events reached the broker, then the offset is committed
   (``AckPolicy.MANUAL`` + ``message.ack()``).
@@ -22,15 +24,19 @@ same events again.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from functools import partial
+from typing import TYPE_CHECKING, Any, TypeVar, get_type_hints
 
+from aiokafka import ConsumerRecord
 from aiokafka.errors import KafkaConnectionError, KafkaError, MessageSizeTooLargeError, RecordTooLargeError
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from avatarflow_contracts import (
+    EVENT_MODELS,
     DeadLetter,
     Envelope,
     MalformedEvent,
@@ -42,6 +48,7 @@ from avatarflow_contracts import (
     retry_topic,
 )
 from avatarflow_contracts.events import DLT_PREFIX, MAX_EXCEPTION_MESSAGE
+from avatarflow_contracts.headers import DeadLetterValue
 from avatarflow_contracts.topics import (
     CE_SPECVERSION,
     HEADER_CE_ID,
@@ -54,8 +61,8 @@ from avatarflow_contracts.topics import (
     HEADER_SCHEMA_VERSION,
     HEADER_TRACEPARENT,
 )
-from faststream import AckPolicy
-from faststream.kafka import KafkaBroker, KafkaMessage
+from faststream import AckPolicy, BaseMiddleware
+from faststream.kafka import KafkaBroker, KafkaMessage, KafkaRouter
 
 from . import metrics
 from .errors import PermanentError, RecordTooLarge, TransientError
@@ -125,16 +132,15 @@ class EventBus:
         self.service = settings.service_name
         self.store = store
         self._publishers: dict[str, Any] = {}
-        # group -> event topic -> the stage that handles it (routes records on the group's retry topic)
-        self.retry_routes: dict[str, dict[str, StageSpec[Any]]] = {}
 
-    def declare(self, topic: Topic, schema: type[Any], description: str = "") -> None:
+    def declare(self, topic: Topic | str, schema: Any, description: str = "") -> None:
         """Register a publisher so it appears (with its payload schema) in the AsyncAPI document."""
-        if topic.value not in self._publishers:
-            self._publishers[topic.value] = self.broker.publisher(
-                topic.value,
+        name = str(topic)
+        if name not in self._publishers:
+            self._publishers[name] = self.broker.publisher(
+                name,
                 schema=schema,
-                title=f"{self.service}:{topic.value}:publish",
+                title=f"{self.service}:{name}:publish",
                 description=description,
             )
 
@@ -263,84 +269,203 @@ def _record_size(key: bytes | None, value: bytes, headers: list[tuple[str, bytes
     return int(DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, headers))
 
 
-Handler = Callable[[InT], Awaitable[list[Envelope]]]
-FailureFactory = Callable[[InT, BaseException, int], Envelope | None]
+Handler = Callable[[Any], Awaitable[list[Envelope]]]
+FailureFactory = Callable[[Any, BaseException, int], Envelope | None]
 
 
-@dataclass
-class StageSpec(Generic[InT]):
-    topic: Topic
-    group_id: str
-    model: type[InT]
-    handle: Handler[InT]
-    # Builds the terminal failure event (avatar.failed) when processing fails for good; None for
-    # consumers that have no failure event of their own (e.g. the notifier).
-    on_failure: FailureFactory[InT] | None = None
+class StageConsumer:
+    """One consumer group of a service: its typed subscribers, its retry and dead-letter channels, and
+    the delivery policy (:class:`DeliveryPolicy`) that every one of its records goes through.
 
+    ``subscribe(topic, handle)`` registers ``handle`` as the FastStream subscriber of ``topic``. A
+    handler is typed with the topic's event model and returns the events it produced::
 
-def stage_consumer(broker: KafkaBroker, bus: EventBus, settings: ServiceSettings, spec: StageSpec[InT]) -> Any:
-    """Register the FastStream subscriber for one stage and return it."""
-    service = settings.service_name
+        async def handle(self, event: ImageUploaded) -> list[Envelope]: ...
 
-    @broker.subscriber(
-        spec.topic.value,
-        group_id=spec.group_id,
-        ack_policy=AckPolicy.MANUAL,
-        auto_offset_reset="earliest",  # never "latest": Tansu's end offsets are unreliable
-        session_timeout_ms=settings.kafka_session_timeout_ms,
-        heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
-        max_poll_interval_ms=settings.kafka_max_poll_interval_ms,
-        title=f"{service}:{spec.topic.value}:consume",
-        description=f"Consumes {spec.model.__name__} events ({spec.topic.value}) in group {spec.group_id}",
-    )
-    async def consume(message: KafkaMessage) -> None:
-        await process_record(message, bus=bus, settings=settings, spec=spec)
+    so the service's AsyncAPI document shows the payload schema FastStream reads off that signature.
+    The record's bytes are decoded by :func:`event_decoder`, never by FastStream's JSON decoding, so a
+    record that is not a valid event is poison for the policy (dead-lettered) instead of an error
+    outside it. ``on_failure`` builds the group's terminal failure event (``avatar.failed``); None
+    for a group that has none (the notifier).
+    """
 
-    routes = bus.retry_routes.setdefault(spec.group_id, {})
-    if not routes:
-        _group_channels(broker, bus, settings, spec.group_id)
-    routes[spec.topic.value] = spec
-    return consume
-
-
-def _group_channels(broker: KafkaBroker, bus: EventBus, settings: ServiceSettings, group: str) -> None:
-    """The group's own retry topic (consumed by this group alone) and dead-letter topic (published)."""
-    service, retry, dead = settings.service_name, retry_topic(group), dead_letter_topic(group)
-    bus._publishers[dead] = broker.publisher(
-        dead,
-        title=f"{service}:{dead}:publish",
-        description=(
+    def __init__(
+        self,
+        broker: KafkaBroker,
+        bus: EventBus,
+        settings: ServiceSettings,
+        group: str,
+        *,
+        on_failure: FailureFactory | None = None,
+    ) -> None:
+        self.bus, self.settings, self.group, self.on_failure = bus, settings, group, on_failure
+        self.service = settings.service_name
+        # Event topic -> its model, in the order subscribed.
+        self.models: dict[str, type[Envelope]] = {}
+        # The policy is a middleware of this group's router, so it wraps exactly this group's handlers.
+        self.router = KafkaRouter(middlewares=[partial(DeliveryPolicy, consumer=self)])
+        broker.include_router(self.router)
+        dead, retry = dead_letter_topic(group), retry_topic(group)
+        bus.declare(
+            dead,
+            DeadLetterValue,
             f"Dead letters of group {group}: the original key and bytes (an S3 ObjectRef when too large), "
-            "context in dlt-* headers (see dead-letter.schema.json)"
-        ),
-    )
+            "context in dlt-* headers",
+        )
+        self.retry = self.router.subscriber(
+            retry,
+            # Its own consumer group (named like the topic): the source topic's group keeps exactly its old
+            # members, so its rebalances (which Tansu makes slow) are not touched by the retry consumer.
+            group_id=retry,
+            **self._consumer_options(),
+            title=f"{self.service}:{retry}:consume",
+            description=f"Records replayed from {dead} (avatarctl replay-dlq --group {group}), for this group only",
+        )
 
-    @broker.subscriber(
-        retry,
-        # Its own consumer group (named like the topic): the source topic's group keeps exactly its old
-        # members, so its rebalances (which Tansu makes slow) are not touched by the retry consumer.
-        group_id=retry,
-        ack_policy=AckPolicy.MANUAL,
-        auto_offset_reset="earliest",
-        session_timeout_ms=settings.kafka_session_timeout_ms,
-        heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
-        max_poll_interval_ms=settings.kafka_max_poll_interval_ms,
-        title=f"{service}:{retry}:consume",
-        description=f"Records replayed from {dead} (avatarctl replay-dlq --group {group}), for this group only",
+    def _consumer_options(self) -> dict[str, Any]:
+        settings = self.settings
+        return {
+            "ack_policy": AckPolicy.MANUAL,  # the policy acks (commits) or nacks each record itself
+            "auto_offset_reset": "earliest",  # never "latest": Tansu's end offsets are unreliable
+            "session_timeout_ms": settings.kafka_session_timeout_ms,
+            "heartbeat_interval_ms": settings.kafka_heartbeat_interval_ms,
+            "max_poll_interval_ms": settings.kafka_max_poll_interval_ms,
+            "no_reply": True,  # a reply_to header must not make FastStream publish the handler's result
+            "parser": tolerant_headers,
+        }
+
+    def subscribe(self, topic: Topic, handle: Handler, *, members: int = 1) -> None:
+        """Consume ``topic`` in this group with ``handle`` (``members`` consumers in this process), and
+        route the group's retry records that came from ``topic`` to the same handler."""
+        model = EVENT_MODELS[topic]
+        typed = typed_handler(handle, model)
+        for _ in range(members):
+            subscriber = self.router.subscriber(
+                topic.value,
+                group_id=self.group,
+                **self._consumer_options(),
+                title=f"{self.service}:{topic.value}:consume",
+                description=f"Consumes {model.__name__} events ({topic.value}) in group {self.group}",
+            )
+            subscriber(typed, decoder=event_decoder(model))
+        self.models[topic.value] = model
+        self.retry(typed, filter=self._routes_to(topic.value), decoder=self._retry_decoder(model))
+
+    def event_topic(self, message: KafkaMessage) -> str:
+        """The event topic of a record: its own, or for a retry record the one it names."""
+        record = message.raw_message
+        return replayed_topic(message) if record.topic == retry_topic(self.group) else record.topic
+
+    def _routes_to(self, topic: str) -> Callable[[KafkaMessage], bool]:
+        """A retry record goes to the handler of the topic it names. One naming a topic this group does
+        not consume goes to the first handler, whose decoder refuses it (poison: dead-lettered)."""
+
+        def accepts(message: KafkaMessage) -> bool:
+            named = replayed_topic(message)
+            return named == topic or (named not in self.models and topic == next(iter(self.models)))
+
+        return accepts
+
+    def _retry_decoder(self, model: type[Envelope]) -> Callable[[KafkaMessage], Awaitable[Envelope]]:
+        async def decode(message: KafkaMessage) -> Envelope:
+            named = replayed_topic(message)
+            if named != model.TOPIC.value:
+                raise MalformedEvent(f"retry record names topic {named!r}, not one group {self.group} consumes")
+            return decode_event(message.body, model)
+
+        return decode
+
+
+def event_decoder(model: type[InT]) -> Callable[[KafkaMessage], Awaitable[InT]]:
+    """FastStream decoder: the record's bytes as a validated ``model``, or a PoisonEvent (undecodable
+    bytes, schema errors, naive timestamps, unknown major versions: see ``decode_event``)."""
+
+    async def decode(message: KafkaMessage) -> InT:
+        return decode_event(message.body, model)
+
+    return decode
+
+
+def replayed_topic(message: KafkaMessage) -> str:
+    """The event topic a retry-topic record names (``replay-original-topic``)."""
+    return str(message.headers.get(HEADER_REPLAY_ORIGINAL_TOPIC, ""))
+
+
+async def tolerant_headers(
+    record: ConsumerRecord[Any, Any], parse: Callable[[ConsumerRecord[Any, Any]], Awaitable[KafkaMessage]]
+) -> KafkaMessage:
+    """FastStream's parser, also for records whose header values are not UTF-8 (or are null).
+
+    FastStream decodes every header value as UTF-8; one odd header would fail the parse before the
+    policy runs, so the record would be neither committed nor dead-lettered, and the next commit would
+    move past it. Such values are shown with replacement characters; the raw record (what a dead letter
+    copies, value byte for byte, headers with undecodable bytes escaped) stays as it came.
+    """
+    headers = record.headers or ()
+    if all(isinstance(value, bytes) and _is_utf8(value) for _, value in headers):
+        return await parse(record)
+    readable = [(name, (value or b"").decode("utf-8", "replace").encode()) for name, value in headers]
+    message = await parse(replace(record, headers=readable))
+    message.raw_message = record
+    return message
+
+
+def _is_utf8(value: bytes) -> bool:
+    try:
+        value.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def typed_handler(handle: Handler, model: type[Envelope]) -> Handler:
+    """``handle`` as FastStream should see it: one event parameter, typed with the topic's ``model``.
+
+    A handler declared for exactly that model is used as it is. One declared for a base class (the
+    notifier applies any Envelope) is narrowed to ``model`` per topic, so that each channel of the
+    AsyncAPI document shows its own payload. Anything else is a wiring mistake, refused at start.
+    """
+    parameters = list(inspect.signature(handle).parameters.values())
+    if len(parameters) != 1:
+        raise TypeError(f"{handle!r} must take exactly one parameter, the event")
+    declared = get_type_hints(handle).get(parameters[0].name)
+    if not (isinstance(declared, type) and issubclass(model, declared)):
+        raise TypeError(f"{handle!r} takes {declared!r}, but {model.TOPIC.value} carries {model.__name__}")
+    if declared is model:
+        return handle
+
+    async def narrowed(event: Envelope) -> list[Envelope]:
+        return await handle(event)
+
+    narrowed.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [parameters[0].replace(annotation=model)], return_annotation=list[Envelope]
     )
-    async def consume_retry(message: KafkaMessage) -> None:
-        headers = dict(getattr(message.raw_message, "headers", None) or ())
-        original = (headers.get(HEADER_REPLAY_ORIGINAL_TOPIC) or b"").decode("utf-8", "replace")
-        routes = bus.retry_routes[group]
-        spec = routes.get(original)
-        if spec is not None:
-            await process_record(message, bus=bus, settings=settings, spec=spec)
-            return
-        unroutable = MalformedEvent(f"retry record names topic {original!r}, not one group {group} consumes")
+    narrowed.__name__ = narrowed.__qualname__ = getattr(handle, "__name__", "handle")
+    return narrowed
+
+
+class DeliveryPolicy(BaseMiddleware):  # type: ignore[type-arg]
+    """The FastStream middleware of a :class:`StageConsumer`'s router: runs each record under the policy.
+
+    It decodes the record (the handler call's decoder), calls the handler (``call_next``) with bounded
+    retries, publishes the outputs and commits, or dead-letters, or nacks for a retry. Nothing raises
+    out of it, so FastStream never sees a record the policy has not settled.
+    """
+
+    def __init__(self, msg: Any, /, *, context: Any, consumer: StageConsumer) -> None:
+        super().__init__(msg, context=context)
+        self.consumer = consumer
+
+    async def consume_scope(self, call_next: Callable[[Any], Awaitable[Any]], msg: Any) -> None:
+        message: KafkaMessage = msg
         try:
-            await _dead_letter(message, bus, settings, next(iter(routes.values())), unroutable, attempts=1)
-        except Exception:
-            await retry_later(message, settings)
+            await _deliver(message, lambda: call_next(message), self.consumer)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a fault in the policy itself (e.g. the commit failed): never skip the record
+            topic = self.consumer.event_topic(message)
+            log.error("delivery_retry", topic=topic, error_type=fqcn(exc), error=str(exc)[:500])
+            await retry_later(message, self.consumer.settings)
 
 
 @dataclass
@@ -350,26 +475,12 @@ class _Retry:
     error: BaseException
 
 
-async def process_record(
-    message: KafkaMessage, *, bus: EventBus, settings: ServiceSettings, spec: StageSpec[InT]
-) -> None:
-    """Run one record under the delivery policy: it ends acked, nacked for a retry, or dead-lettered."""
+async def _deliver(message: KafkaMessage, handle: Callable[[], Awaitable[Any]], consumer: StageConsumer) -> None:
+    service, topic, settings = consumer.service, consumer.event_topic(message), consumer.settings
     try:
-        await _deliver(message, bus, settings, spec)
-    except asyncio.CancelledError:
-        raise
-    except Exception as exc:  # a fault in the policy itself (e.g. the commit failed): never skip the record
-        log.error("delivery_retry", topic=spec.topic.value, error_type=fqcn(exc), error=str(exc)[:500])
-        await retry_later(message, settings)
-
-
-async def _deliver(message: KafkaMessage, bus: EventBus, settings: ServiceSettings, spec: StageSpec[InT]) -> None:
-    service, topic = settings.service_name, spec.topic.value
-    raw: bytes = message.raw_message.value or b""
-    try:
-        event = decode_event(raw, spec.model)
-    except PoisonEvent as exc:
-        if await _dead_letter(message, bus, settings, spec, exc, attempts=1):
+        event: Envelope = await message.decode()
+    except Exception as exc:  # decoding is pure: whatever it raises is about the bytes, never a dependency
+        if await _dead_letter(message, consumer, exc, attempts=1):
             metrics.EVENTS_CONSUMED.labels(service, topic, "dead_lettered").inc()
         return
 
@@ -382,7 +493,7 @@ async def _deliver(message: KafkaMessage, bus: EventBus, settings: ServiceSettin
     metrics.IN_FLIGHT.labels(service).inc()
     started = time.perf_counter()
     try:
-        result = await _run_with_retries(event, spec, settings, bound)
+        result = await _run_with_retries(handle, settings, bound)
         if isinstance(result, _Retry):
             bound.warning("waiting_for_dependency", error_type=fqcn(result.error), error=str(result.error)[:300])
             metrics.EVENTS_CONSUMED.labels(service, topic, "retry").inc()
@@ -391,7 +502,7 @@ async def _deliver(message: KafkaMessage, bus: EventBus, settings: ServiceSettin
         outputs, failure, attempts = result
         if failure is None:
             try:
-                await publish_then_ack(message, bus, outputs)
+                await publish_then_ack(message, consumer.bus, outputs)
             except RecordTooLarge as exc:  # an output the broker will never take: a data fault
                 failure = exc
             except Exception as exc:
@@ -406,15 +517,13 @@ async def _deliver(message: KafkaMessage, bus: EventBus, settings: ServiceSettin
                 bound.info("processed", outputs=[o.event_type for o in outputs], attempts=attempts)
                 return
         failure_event, note = None, None
-        if spec.on_failure is not None:
+        if consumer.on_failure is not None:
             try:
-                failure_event = spec.on_failure(event, failure, attempts)
+                failure_event = consumer.on_failure(event, failure, attempts)
             except Exception as exc:  # the failure path failed: the record is still dead-lettered
                 note = f"on_failure raised {fqcn(exc)}: {exc}"
                 bound.error("on_failure_raised", error_type=fqcn(exc), error=str(exc)[:300])
-        if await _dead_letter(
-            message, bus, settings, spec, failure, attempts=attempts, failure_event=failure_event, note=note
-        ):
+        if await _dead_letter(message, consumer, failure, attempts=attempts, failure_event=failure_event, note=note):
             metrics.EVENTS_CONSUMED.labels(service, topic, "failed").inc()
             bound.error("failed", error_type=fqcn(failure), error=str(failure)[:500], attempts=attempts)
     finally:
@@ -424,9 +533,7 @@ async def _deliver(message: KafkaMessage, bus: EventBus, settings: ServiceSettin
 
 async def _dead_letter(
     message: KafkaMessage,
-    bus: EventBus,
-    settings: ServiceSettings,
-    spec: StageSpec[Any],
+    consumer: StageConsumer,
     error: BaseException,
     *,
     attempts: int,
@@ -435,30 +542,30 @@ async def _dead_letter(
 ) -> bool:
     """Dead-letter the record, publish its failure event, commit. False when it must be retried instead."""
     try:
-        await bus.dead_letter(message, group=spec.group_id, error=error, attempts=attempts, note=note)
+        await consumer.bus.dead_letter(message, group=consumer.group, error=error, attempts=attempts, note=note)
         if failure_event is not None:
             try:
-                await bus.publish(failure_event)
+                await consumer.bus.publish(failure_event)
             except RecordTooLarge as exc:  # the dead letter already holds the record for replay
-                log.error("failure_event_too_large", topic=spec.topic.value, error=str(exc)[:300])
+                log.error("failure_event_too_large", topic=consumer.event_topic(message), error=str(exc)[:300])
     except Exception as exc:
         if not is_infrastructure_fault(exc):
             raise
-        await retry_later(message, settings)
+        await retry_later(message, consumer.settings)
         return False
     await message.ack()
     return True
 
 
 async def _run_with_retries(
-    event: InT, spec: StageSpec[InT], settings: ServiceSettings, bound: Any
+    handle: Callable[[], Awaitable[Any]], settings: ServiceSettings, bound: Any
 ) -> tuple[list[Envelope], BaseException | None, int] | _Retry:
     delays = backoff_delays(settings)
     attempt = 0
     while True:
         attempt += 1
         try:
-            return await spec.handle(event), None, attempt
+            return await handle(), None, attempt
         except (PermanentError, PoisonEvent) as exc:  # retrying cannot help
             return [], exc, attempt
         except Exception as exc:  # TransientError or an unexpected fault: retry, bounded

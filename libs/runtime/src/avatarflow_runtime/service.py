@@ -27,10 +27,11 @@ from opentelemetry import trace
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from .asyncapi import add_record_headers
 from .auth import AuthError, Forbidden
 from .http_limits import RequestLimits, body_limit, timed_protocol
 from .logging import configure_logging, get_logger, security_event
-from .messaging import EventBus, report_consumer_lag
+from .messaging import EventBus, FailureFactory, StageConsumer, report_consumer_lag
 from .metrics import HTTP_RESPONSES, HTTP_SECONDS
 from .settings import InsecureSecret, ServiceSettings
 from .storage import ObjectStore
@@ -86,13 +87,17 @@ class ServiceRuntime:
             runtime.readiness_checks["storage"] = store.ping
         return runtime
 
+    def consumer(self, group: str, *, on_failure: FailureFactory | None = None) -> StageConsumer:
+        """A consumer group of this service (see :class:`StageConsumer`): ``.subscribe(topic, handler)``."""
+        return StageConsumer(self.broker, self.bus, self.settings, str(group), on_failure=on_failure)
+
     async def _check_broker(self) -> None:
         if not await self.broker.ping(timeout=3.0):
             raise RuntimeError("broker not reachable")
 
     def asyncapi(self, title: str, description: str) -> dict[str, Any]:
         spec = AsyncAPI(self.broker, title=title, version="1.0.0", description=description, schema_version="3.0.0")
-        document: dict[str, Any] = json.loads(spec.to_specification().to_json())
+        document: dict[str, Any] = add_record_headers(json.loads(spec.to_specification().to_json()))
         return document
 
     @asynccontextmanager

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from avatarflow_contracts import AvatarFailed, AvatarMatted, AvatarRendered, ConsumerGroup, Topic
-from avatarflow_runtime.messaging import StageSpec, stage_consumer
+from avatarflow_contracts import AvatarFailed, AvatarRendered, ConsumerGroup, Topic
 from avatarflow_runtime.service import DOC_BOOTSTRAP, ServiceRuntime
 from fastapi import FastAPI
 
@@ -19,12 +18,11 @@ def build_runtime(settings: AnimatorSettings, *, with_storage: bool = True) -> S
     stage = AnimationStage(runtime.store, settings)  # type: ignore[arg-type]
     runtime.bus.declare(Topic.AVATAR_RENDERED, AvatarRendered, "The avatar pack is stored")
     runtime.bus.declare(Topic.AVATAR_FAILED, AvatarFailed, "Rendering failed for good after retries")
-    spec = StageSpec(Topic.AVATAR_MATTED, ConsumerGroup.ANIMATOR.value, AvatarMatted, stage.handle, stage.on_failure)
+    consumer = runtime.consumer(ConsumerGroup.ANIMATOR, on_failure=stage.on_failure)
     # N avatars in flight = N members of the consumer group in this pod, each committing its own
     # partitions' offsets after its render is published (FastStream's in-process worker pool would
     # need ack-first, which could lose renders). They share one ONNX session (run() is thread-safe).
-    for _ in range(settings.animator_max_in_flight):
-        stage_consumer(runtime.broker, runtime.bus, settings, spec)
+    consumer.subscribe(Topic.AVATAR_MATTED, stage.handle, members=settings.animator_max_in_flight)
     runtime.on_startup.append(stage.start)
     runtime.on_shutdown.append(stage.stop)
     return runtime

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import os
 
-from avatarflow_contracts import AvatarFailed, AvatarMatted, ConsumerGroup, FaceValidated, Topic
-from avatarflow_runtime.messaging import StageSpec, stage_consumer
+from avatarflow_contracts import AvatarFailed, AvatarMatted, ConsumerGroup, Topic
 from avatarflow_runtime.service import DOC_BOOTSTRAP, ServiceRuntime
 from fastapi import FastAPI
 
@@ -23,8 +22,8 @@ def build_runtime(settings: MattingSettings, *, with_storage: bool = True) -> Se
     stage = MattingStage(runtime.store, settings)  # type: ignore[arg-type]
     runtime.bus.declare(Topic.AVATAR_MATTED, AvatarMatted, "The cut-out and its previews are stored")
     runtime.bus.declare(Topic.AVATAR_FAILED, AvatarFailed, "Matting failed for good after retries")
-    spec = StageSpec(Topic.FACE_VALIDATED, ConsumerGroup.MATTING.value, FaceValidated, stage.handle, stage.on_failure)
-    stage_consumer(runtime.broker, runtime.bus, settings, spec)
+    consumer = runtime.consumer(ConsumerGroup.MATTING, on_failure=stage.on_failure)
+    consumer.subscribe(Topic.FACE_VALIDATED, stage.handle)
     runtime.on_startup.append(stage.start)
     runtime.on_shutdown.append(stage.stop)
     return runtime

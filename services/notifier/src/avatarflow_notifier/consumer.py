@@ -10,9 +10,8 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from avatarflow_contracts import EVENT_MODELS, ConsumerGroup, Envelope
+from avatarflow_contracts import ConsumerGroup, Envelope
 from avatarflow_runtime.logging import get_logger
-from avatarflow_runtime.messaging import StageSpec, stage_consumer
 from avatarflow_runtime.service import DOC_BOOTSTRAP, ServiceRuntime
 
 from .handlers import NOTIFIER_TOPICS, apply_event
@@ -27,13 +26,14 @@ def build_runtime(settings: NotifierSettings, store: StatusStore | None) -> Serv
     runtime = ServiceRuntime.create(settings, with_storage=False)
 
     async def handle(event: Envelope) -> list[Envelope]:
+        # Typed for any event: the template narrows it to each topic's model (and documents that one).
         assert store is not None
         await apply_event(store, event)
         return []
 
+    consumer = runtime.consumer(ConsumerGroup.NOTIFIER)
     for topic in NOTIFIER_TOPICS:
-        spec = StageSpec(topic, ConsumerGroup.NOTIFIER.value, EVENT_MODELS[topic], handle)
-        stage_consumer(runtime.broker, runtime.bus, settings, spec)
+        consumer.subscribe(topic, handle)
     return runtime
 
 

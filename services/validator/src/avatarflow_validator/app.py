@@ -7,10 +7,8 @@ from avatarflow_contracts import (
     ConsumerGroup,
     FaceRejected,
     FaceValidated,
-    ImageUploaded,
     Topic,
 )
-from avatarflow_runtime.messaging import StageSpec, stage_consumer
 from avatarflow_runtime.service import DOC_BOOTSTRAP, ServiceRuntime
 from fastapi import FastAPI
 
@@ -29,8 +27,8 @@ def build_runtime(settings: ValidatorSettings, *, with_storage: bool = True) -> 
     runtime.bus.declare(Topic.FACE_VALIDATED, FaceValidated, "The image can become an avatar")
     runtime.bus.declare(Topic.FACE_REJECTED, FaceRejected, "The image was rejected, with every failed check")
     runtime.bus.declare(Topic.AVATAR_FAILED, AvatarFailed, "Validation failed for good after retries")
-    spec = StageSpec(Topic.IMAGE_UPLOADED, ConsumerGroup.VALIDATOR.value, ImageUploaded, stage.handle, stage.on_failure)
-    stage_consumer(runtime.broker, runtime.bus, settings, spec)
+    consumer = runtime.consumer(ConsumerGroup.VALIDATOR, on_failure=stage.on_failure)
+    consumer.subscribe(Topic.IMAGE_UPLOADED, stage.handle)
     runtime.on_startup.append(stage.start)
     runtime.on_shutdown.append(stage.stop)
     return runtime, stage
