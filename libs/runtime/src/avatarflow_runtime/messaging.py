@@ -215,7 +215,7 @@ class EventBus:
         bytes are copied to S3 (``dead-letters/<group>/<topic>/<partition>/<offset>``) and the value is
         that copy's ObjectRef, so a dead letter always fits.
         """
-        record = message.raw_message
+        record = single_record(message)
         value: bytes = record.value or b""
         key: bytes | None = record.key
         # A replayed record may carry the dlt-* headers of its previous dead-lettering: replace them.
@@ -353,7 +353,7 @@ class StageConsumer:
 
     def event_topic(self, message: KafkaMessage) -> str:
         """The event topic of a record: its own, or for a retry record the one it names."""
-        record = message.raw_message
+        record = single_record(message)
         return replayed_topic(message) if record.topic == retry_topic(self.group) else record.topic
 
     def _routes_to(self, topic: str) -> Callable[[KafkaMessage], bool]:
@@ -444,7 +444,14 @@ def typed_handler(handle: Handler, model: type[Envelope]) -> Handler:
     return narrowed
 
 
-class DeliveryPolicy(BaseMiddleware):  # type: ignore[type-arg]
+def single_record(message: KafkaMessage) -> ConsumerRecord[Any, Any]:
+    """The record under a message: stages subscribe one record at a time (never batches)."""
+    record = message.raw_message
+    assert not isinstance(record, tuple), "stage subscribers are not batch subscribers"
+    return record
+
+
+class DeliveryPolicy(BaseMiddleware):
     """The FastStream middleware of a :class:`StageConsumer`'s router: runs each record under the policy.
 
     It decodes the record (the handler call's decoder), calls the handler (``call_next``) with bounded
@@ -478,7 +485,7 @@ class _Retry:
 async def _deliver(message: KafkaMessage, handle: Callable[[], Awaitable[Any]], consumer: StageConsumer) -> None:
     service, topic, settings = consumer.service, consumer.event_topic(message), consumer.settings
     try:
-        event: Envelope = await message.decode()
+        event: Envelope = await message.decode()  # type: ignore[assignment]  # our decoder returns an Envelope or raises
     except Exception as exc:  # decoding is pure: whatever it raises is about the bytes, never a dependency
         if await _dead_letter(message, consumer, exc, attempts=1):
             metrics.EVENTS_CONSUMED.labels(service, topic, "dead_lettered").inc()

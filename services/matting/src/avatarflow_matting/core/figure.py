@@ -64,7 +64,7 @@ _BACKGROUND_SAMPLES = 512
 _BELOW_OUTLINE = np.float32(0.5) - np.float32(1e-3)  # just outside the 0.5 outline: a hole's value
 
 
-def seed_points(landmarks_xy: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray:
+def seed_points(landmarks_xy: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
     """Integer (N, 2) (x, y) pixels that belong to the subject, inside the image: the face
     landmarks and, with a full face mesh, the line below the chin (neck and chest: a drawn
     character's body need not touch its head). Empty without landmarks: the largest component is

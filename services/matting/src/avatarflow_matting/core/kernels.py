@@ -284,7 +284,7 @@ def _over(subject: np.uint8, alpha: int, background: np.uint8) -> np.uint8:
 @njit(cache=True, nogil=True, inline="always")
 def _alpha_at(region: np.ndarray, y: int, x: int) -> int:
     height, width = region.shape[:2]
-    return np.int32(region[y, x, 3]) if 0 <= y < height and 0 <= x < width else 0
+    return int(region[y, x, 3]) if 0 <= y < height and 0 <= x < width else 0
 
 
 @njit(cache=True, nogil=True)
@@ -373,7 +373,7 @@ def finish_band(
         y, x = ys[i], xs[i]
         if not (y0 <= y < y1 and x0 <= x < x1):
             continue
-        a = np.int32(canvas[y, x, 3])
+        a = int(canvas[y, x, 3])
         if 0 < a < 255:
             soft += 1
             soft_covered += a >= 128

@@ -318,11 +318,12 @@ def _finish_canvas(rgba: np.ndarray, scale: float, shift_x: float, shift_y: floa
                 cv2.copyTo(rgb, opaque, preview[y0:y1, x0:x1])  # writes into the view
             opaque_pixels = cv2.countNonZero(opaque)
         soft, soft_covered, outline = kernels.finish_band(canvas, band.ys + dy, band.xs + dx, rect, *previews, *colours)
-        return _Canvas(canvas, *previews, opaque_pixels + soft_covered, soft, outline)
+        on_white, on_dark = previews
+        return _Canvas(canvas, on_white, on_dark, opaque_pixels + soft_covered, soft, outline)
     framed = cv2.copyMakeBorder(rgba, 1, 1, 1, 1, cv2.BORDER_REPLICATE)
     framed[[0, -1], :, 3] = 0
     framed[:, [0, -1], 3] = 0
-    matrix = np.float32([[scale, 0.0, shift_x - scale], [0.0, scale, shift_y - scale]])
+    matrix = np.array([[scale, 0.0, shift_x - scale], [0.0, scale, shift_y - scale]], dtype=np.float32)
     size = (CANVAS_SIZE, CANVAS_SIZE)
     warped = cv2.warpAffine(framed, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
     return _Canvas(*kernels.finish_canvas(warped, 0, 0, CANVAS_SIZE, *colours))
