@@ -64,11 +64,12 @@ def main() -> int:
     parser.add_argument("--pipeline", action="store_true", help="use the validator and matting cores")
     parser.add_argument("--cells", action="store_true", help="render only the atlas cells; issue-14 measures only")
     parser.add_argument("--images", type=int, default=0, help="only the first N accepted images (0 = all)")
+    parser.add_argument("--only", default="", help="only images whose file name contains this")
     args = parser.parse_args()
     renderer = OnnxWarpRenderer(intra_op_threads=1)
     speech = EspeakNg()
     failed = 0
-    images = accepted_images()[: args.images or None]
+    images = [p for p in accepted_images() if args.only in p.name][: args.images or None]
     table: dict[str, dict[str, float]] = {}
     for path in images:
         cutout = pipeline_cutout(path) if args.pipeline else make_cutout(path)

@@ -61,7 +61,7 @@ def sheet(frames: dict[str, np.ndarray], landmarks: np.ndarray) -> Image.Image:
     visemes = list(OVR_VISEMES)
     lower = [f"blink {b}" for b in BLINKS] + [
         "idle rest",
-        *[k for k in frames if k.startswith("idle ") and k != "idle rest"],
+        *[k for k in frames if (k.startswith(("idle ", "yaw", "pitch"))) and k != "idle rest"],
     ]
     columns = max(len(visemes), len(lower))
     label = 14
@@ -85,13 +85,17 @@ def sheet(frames: dict[str, np.ndarray], landmarks: np.ndarray) -> Image.Image:
 
 def render_frames(renderer: OnnxWarpRenderer, cutout) -> tuple[dict[str, np.ndarray], np.ndarray]:
     source, face = downscale_cutout(cutout.rgba), scale_face(cutout.face, OUTPUT_SIZE)
-    idle, _ = idle_poses(25, 4.0)
+    idle, _ = idle_poses(25, 8.0)
     extremes = {
         "idle roll-": min(idle, key=lambda p: p.head_roll_deg),
         "idle roll+": max(idle, key=lambda p: p.head_roll_deg),
         "idle up": min(idle, key=lambda p: p.head_dy),
         "idle dx-": min(idle, key=lambda p: p.head_dx),
         "idle dx+": max(idle, key=lambda p: p.head_dx),
+        "idle yaw-": min(idle, key=lambda p: p.head_yaw_deg),
+        "idle yaw+": max(idle, key=lambda p: p.head_yaw_deg),
+        "idle pitch-": min(idle, key=lambda p: p.head_pitch_deg),
+        "idle pitch+": max(idle, key=lambda p: p.head_pitch_deg),
     }
     extremes = {k: FacePose(**{**v.__dict__, "blink": 0.0}) for k, v in extremes.items()}
     named = {
@@ -99,6 +103,10 @@ def render_frames(renderer: OnnxWarpRenderer, cutout) -> tuple[dict[str, np.ndar
         **{f"blink {b}": FacePose(blink=b) for b in BLINKS},
         "idle rest": FacePose(),
         **extremes,
+        "yaw -8": FacePose(head_yaw_deg=-8.0),
+        "yaw +8": FacePose(head_yaw_deg=8.0),
+        "pitch -5": FacePose(head_pitch_deg=-5.0),
+        "pitch +5": FacePose(head_pitch_deg=5.0),
     }
     frames = renderer.render(RenderRequest(source, face, list(named.values()))).frames
     return dict(zip(named, frames, strict=True)), np.asarray(face.landmarks)[:, :2]

@@ -164,15 +164,17 @@ def psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
 # - MediaPipe's landmark jitter on a still image is well under 1% of the face height, so an
 #   aperture gain of 2% of the face height (a fifth of the designed "aa" drop of 9%) is "clearly"
 #   open, and a 4% change of lip width (a quarter of the designed 16%/24% corner motion) is real.
-# - A closed eye has an eye aspect ratio near zero: at most 0.1 and under 40% of the open eye's.
+# - A closed eye has an eye aspect ratio near zero: at most 0.12 (issue 14's target; MediaPipe's
+#   EAR of a closed eye does not reach zero, see docs/animator.md) and under 40% of the open eye's.
 # - PSNR >= 38 dB outside eyes and mouth: the rest frame is the cut-out, quantisation aside.
-# - The loop seam may be no bigger a jump than the 90th percentile of consecutive differences.
+# - The loop seam may be no bigger a jump than the 90th percentile of consecutive differences plus
+#   the key frame's own coding difference (frame 0 decoded against its lossless render).
 # - Alpha outside the head region is bit-identical to the cut-out; the partial-alpha band may
 #   widen by at most one pixel along the cut-out's outline (the footprint of bilinear resampling
 #   at a sub-pixel offset), i.e. no fringe.
 APERTURE_GAIN = 0.02
 WIDTH_CHANGE = 0.04
-CLOSED_EAR_MAX = 0.1
+CLOSED_EAR_MAX = 0.12
 CLOSED_EAR_RATIO = 0.4
 REST_PSNR_DB = 38.0
 # Rows below the chin by more than this (face heights) are "outside the head region": the
@@ -278,8 +280,13 @@ def check_pack(cutout: Cutout, pack, idle_lossless: np.ndarray, mesh=None) -> li
                 failures.append(f"idle.webm alpha differs from the rendered alpha by {error:.1f} on average")
             steps = [frame_difference(decoded[i], decoded[i + 1]) for i in range(len(decoded) - 1)]
             seam = frame_difference(decoded[-1], decoded[0])
-            if seam > float(np.percentile(steps, 90)):
-                failures.append(f"idle seam jump {seam:.2f} > ordinary step {np.percentile(steps, 90):.2f}")
+            # The loop point pairs the last frame with the key frame, coded apart from the rest:
+            # its jump may be an ordinary step plus the key frame's own coding difference (with
+            # the 8 s loop's slower motion that difference is no longer small beside a step).
+            key_error = frame_difference(decoded[0], idle_lossless[0])
+            allowed = float(np.percentile(steps, 90)) + key_error
+            if seam > allowed:
+                failures.append(f"idle seam jump {seam:.2f} > ordinary step + key frame error {allowed:.2f}")
 
     # Alpha edges stay as clean as the cut-out's in every (lossless) frame.
     chin = float(np.asarray(cutout.face.landmarks)[CHIN, 1]) * OUTPUT_SIZE / cutout.face.image_width
