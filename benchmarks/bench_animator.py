@@ -39,7 +39,7 @@ from avatarflow_animator.renderer import CPU_PROVIDER, CUDA_PROVIDER  # noqa: E4
 from onnx import TensorProto, helper  # noqa: E402
 
 TARGET_PACK_SECONDS = 5.0
-cv2.setNumThreads(1)  # the rig's OpenCV calls (eyelid and mouth layers) on the one core too
+cv2.setNumThreads(1)  # the rig's OpenCV calls (fields, mouth layer) on the one core too
 
 
 def gridsample_floor(frames: int, providers: list[str]) -> float:

@@ -164,15 +164,17 @@ def psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
 # - MediaPipe's landmark jitter on a still image is well under 1% of the face height, so an
 #   aperture gain of 2% of the face height (a fifth of the designed "aa" drop of 9%) is "clearly"
 #   open, and a 4% change of lip width (a quarter of the designed 16%/24% corner motion) is real.
-# - A closed eye has an eye aspect ratio near zero: at most 0.1 and under 40% of the open eye's.
+# - A closed eye has an eye aspect ratio near zero: at most 0.12 (issue 14's target; MediaPipe's
+#   EAR of a closed eye does not reach zero, see docs/animator.md) and under 40% of the open eye's.
 # - PSNR >= 38 dB outside eyes and mouth: the rest frame is the cut-out, quantisation aside.
-# - The loop seam may be no bigger a jump than the 90th percentile of consecutive differences.
+# - The loop seam may be no bigger a jump than the 90th percentile of consecutive differences plus
+#   the key frame's own coding difference (frame 0 decoded against its lossless render).
 # - Alpha outside the head region is bit-identical to the cut-out; the partial-alpha band may
 #   widen by at most one pixel along the cut-out's outline (the footprint of bilinear resampling
 #   at a sub-pixel offset), i.e. no fringe.
 APERTURE_GAIN = 0.02
 WIDTH_CHANGE = 0.04
-CLOSED_EAR_MAX = 0.1
+CLOSED_EAR_MAX = 0.12
 CLOSED_EAR_RATIO = 0.4
 REST_PSNR_DB = 38.0
 # Rows below the chin by more than this (face heights) are "outside the head region": the
@@ -278,8 +280,13 @@ def check_pack(cutout: Cutout, pack, idle_lossless: np.ndarray, mesh=None) -> li
                 failures.append(f"idle.webm alpha differs from the rendered alpha by {error:.1f} on average")
             steps = [frame_difference(decoded[i], decoded[i + 1]) for i in range(len(decoded) - 1)]
             seam = frame_difference(decoded[-1], decoded[0])
-            if seam > float(np.percentile(steps, 90)):
-                failures.append(f"idle seam jump {seam:.2f} > ordinary step {np.percentile(steps, 90):.2f}")
+            # The loop point pairs the last frame with the key frame, coded apart from the rest:
+            # its jump may be an ordinary step plus the key frame's own coding difference (with
+            # the 8 s loop's slower motion that difference is no longer small beside a step).
+            key_error = frame_difference(decoded[0], idle_lossless[0])
+            allowed = float(np.percentile(steps, 90)) + key_error
+            if seam > allowed:
+                failures.append(f"idle seam jump {seam:.2f} > ordinary step + key frame error {allowed:.2f}")
 
     # Alpha edges stay as clean as the cut-out's in every (lossless) frame.
     chin = float(np.asarray(cutout.face.landmarks)[CHIN, 1]) * OUTPUT_SIZE / cutout.face.image_width
@@ -300,3 +307,111 @@ def check_pack(cutout: Cutout, pack, idle_lossless: np.ndarray, mesh=None) -> li
     if worst_partial > reference_partial + outline:
         failures.append(f"partial-alpha pixels {worst_partial} vs cut-out {reference_partial} + outline {outline}")
     return failures
+
+
+# --- issue-14 measures: relative to the inter-ocular distance (IOD), re-detected -------------
+# Eye contours (rest frame) for the lid colour checks; iris centres for the IOD.
+EYE_CONTOURS = (
+    (33, 246, 161, 160, 159, 158, 157, 173, 133, 155, 154, 153, 145, 144, 163, 7),
+    (263, 466, 388, 387, 386, 385, 384, 398, 362, 382, 381, 380, 374, 373, 390, 249),
+)
+EYE_UPPER_LIDS = ((33, 246, 161, 160, 159, 158, 157, 173, 133), (263, 466, 388, 387, 386, 385, 384, 398, 362))
+EYE_LOWER_LIDS = ((33, 7, 163, 144, 145, 153, 154, 155, 133), (263, 249, 390, 373, 374, 380, 381, 382, 362))
+IRIS_CENTRES = (468, 473)
+PP_GAP_MAX_IOD = 0.03
+AA_GAP_MIN_IOD = 0.18
+AA_GAP_GAIN_IOD = 0.12
+OU_WIDTH_MAX_OF_REST = 0.90
+CLOSED_EAR_MAX_IOD_CHECK = 0.12
+LID_DELTA_E_MAX = 12.0
+UNDER_EYE_DELTA_E_MAX = 5.0
+
+
+def _lab(rgba: np.ndarray) -> np.ndarray:
+    """CIE L*a*b* (D65) of the picture over grey, float (L 0..100)."""
+    return cv2.cvtColor(over_grey(rgba).astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
+
+
+def _band(points: np.ndarray, offset_from: float, offset_to: float, size: int) -> np.ndarray:
+    """Mask of the strip between a lid polyline shifted by ``offset_from`` and ``offset_to`` px
+    down the picture (negative = up)."""
+    top = points + np.array([0.0, offset_from])
+    bottom = points + np.array([0.0, offset_to])
+    mask = np.zeros((size, size), np.uint8)
+    cv2.fillPoly(mask, [np.round(np.concatenate([top, bottom[::-1]])).astype(np.int32)], 1)
+    return mask > 0
+
+
+def _delta_e(lab_a: np.ndarray, mask_a: np.ndarray, lab_b: np.ndarray, mask_b: np.ndarray) -> float:
+    """CIE76 ΔE*ab between the mean colours of two masked regions."""
+    if not mask_a.any() or not mask_b.any():
+        return float("nan")
+    return float(np.linalg.norm(lab_a[mask_a].mean(axis=0) - lab_b[mask_b].mean(axis=0)))
+
+
+def issue_measures(cells: dict[str, np.ndarray], mesh=None) -> tuple[dict[str, float], list[str]]:
+    """The issue-14 item-5 measures on the atlas cells: (values, failures).
+
+    Gaps and widths are re-detected by the face mesh on each cell and divided by the rest cell's
+    inter-ocular distance (iris centres). The lid colour checks use the rest cell's eye contours
+    (atlas cells share one head pose): the closed lid over the eye opening against the rest
+    frame's upper-lid skin 0.12-0.30 eye widths above the upper-lid line, and the band 0.10-0.35
+    eye widths under the lower-lid line, closed vs open.
+    """
+    found = {name: detect_landmarks(over_grey(cells[name]), mesh) for name in ("sil", "PP", "aa", "ou", "eyes_closed")}
+    missing = [name for name, value in found.items() if value is None]
+    if missing:
+        return {}, [f"MediaPipe found no face on cells {missing}"]
+    pts = {name: value[:, :2] for name, value in found.items()}
+    rest = pts["sil"]
+    iod = float(np.linalg.norm(rest[IRIS_CENTRES[0]] - rest[IRIS_CENTRES[1]]))
+
+    def gap(name: str) -> float:
+        return float(np.linalg.norm(pts[name][INNER_LIP_BOTTOM] - pts[name][INNER_LIP_TOP])) / iod
+
+    def width(name: str) -> float:
+        return float(np.linalg.norm(pts[name][MOUTH_CORNERS[1]] - pts[name][MOUTH_CORNERS[0]])) / iod
+
+    def ear(p: np.ndarray) -> float:
+        values = []
+        for p1, p2, p3, p4, p5, p6 in EYE_EAR:
+            vertical = np.linalg.norm(p[p2] - p[p6]) + np.linalg.norm(p[p3] - p[p5])
+            values.append(vertical / (2.0 * np.linalg.norm(p[p1] - p[p4])))
+        return float(np.mean(values))
+
+    size = cells["sil"].shape[0]
+    lab_rest, lab_closed = _lab(cells["sil"]), _lab(cells["eyes_closed"])
+    lid_de, under_de = [], []
+    for contour, upper, lower in zip(EYE_CONTOURS, EYE_UPPER_LIDS, EYE_LOWER_LIDS, strict=True):
+        eye_width = float(np.linalg.norm(rest[contour[0]] - rest[contour[8]]))
+        opening = np.zeros((size, size), np.uint8)
+        cv2.fillPoly(opening, [np.round(rest[list(contour)]).astype(np.int32)], 1)
+        opening = cv2.erode(opening, np.ones((3, 3), np.uint8)) > 0
+        above = _band(rest[list(upper)], -0.30 * eye_width, -0.12 * eye_width, size)
+        below = _band(rest[list(lower)], 0.10 * eye_width, 0.35 * eye_width, size)
+        lid_de.append(_delta_e(lab_closed, opening, lab_rest, above))
+        under_de.append(_delta_e(lab_closed, below, lab_rest, below))
+    values = {
+        "iod_px": iod,
+        "pp_gap": gap("PP"),
+        "rest_gap": gap("sil"),
+        "aa_gap": gap("aa"),
+        "ou_width_ratio": width("ou") / width("sil"),
+        "closed_ear": ear(pts["eyes_closed"]),
+        "lid_de": max(lid_de),
+        "under_eye_de": max(under_de),
+    }
+    failures = []
+    if values["pp_gap"] > PP_GAP_MAX_IOD:
+        failures.append(f"PP gap {values['pp_gap']:.3f} IOD > {PP_GAP_MAX_IOD}")
+    if values["aa_gap"] < max(AA_GAP_MIN_IOD, values["rest_gap"] + AA_GAP_GAIN_IOD):
+        failures.append(f"aa gap {values['aa_gap']:.3f} IOD (rest {values['rest_gap']:.3f})")
+    if values["ou_width_ratio"] > OU_WIDTH_MAX_OF_REST:
+        failures.append(f"ou width {values['ou_width_ratio']:.3f} x rest > {OU_WIDTH_MAX_OF_REST}")
+    if values["closed_ear"] > CLOSED_EAR_MAX_IOD_CHECK:
+        failures.append(f"closed EAR {values['closed_ear']:.3f} > {CLOSED_EAR_MAX_IOD_CHECK}")
+    if values["lid_de"] > LID_DELTA_E_MAX:
+        failures.append(f"closed lid ΔE {values['lid_de']:.1f} > {LID_DELTA_E_MAX} from the lid skin")
+    if values["under_eye_de"] > UNDER_EYE_DELTA_E_MAX:
+        failures.append(f"under-eye band ΔE {values['under_eye_de']:.1f} > {UNDER_EYE_DELTA_E_MAX}")
+    return values, failures

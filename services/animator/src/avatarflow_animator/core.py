@@ -52,7 +52,7 @@ from .visemes import text_to_visemes
 
 OUTPUT_SIZE = 512
 FPS = 25
-IDLE_SECONDS = 4.0
+IDLE_SECONDS = 8.0
 ATLAS_COLUMNS = 6
 # Non-viseme atlas cells, after the 15 visemes.
 EXTRA_CELLS: dict[str, FacePose] = {"eyes_half": FacePose(blink=0.5), "eyes_closed": FacePose(blink=1.0)}

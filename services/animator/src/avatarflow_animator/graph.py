@@ -6,15 +6,12 @@ over a single source was measured 3x slower on onnxruntime's CPU kernel than a p
 so the source is Expanded.)
 
 Inputs (N frames per run; K basis fields; H x W canvas; moving region h x w; its sampling
-window h' x w' (the region grown by the largest displacement); eyelid box he x we, mouth box hm x wm):
+window h' x w' (the region grown by the largest displacement); mouth box hm x wm):
 
 - ``source``       (1, 4, h', w') float32  straight RGBA 0..1
 - ``basis``        (K, h*w*2)     float32  backward displacement fields, normalised grid units
 - ``identity``     (1, h, w, 2)   float32  the identity sampling grid of the region's pixels
 - ``coefficients`` (N, K)         float32  per-frame basis weights
-- ``eyelids``      (N, 4, he, we) float32  premultiplied eyelid layer (zeros while the eyes are open)
-- ``eyelid_rows``  (N, 4, he, 3)  int64    [frame, channel, row] of the eyelid box's rows in the region
-- ``eyelid_pads``  (8,)           int64    Pad amounts placing the eyelid box in the region's width
 - ``mouth``        (N, 4, hm, wm) float32  premultiplied mouth-interior layer (zeros while closed)
 - ``mouth_rows``   (N, 4, hm, 3)  int64    [frame, channel, row] of the mouth box's rows in the region
 - ``mouth_pads``   (8,)           int64    Pad amounts placing the mouth box in the region's width
@@ -24,9 +21,10 @@ window h' x w' (the region grown by the largest displacement); eyelid box he x w
 Output ``frames`` (N, H, W, 4) uint8 straight RGBA.
 
 Steps: premultiply -> fields = coefficients @ basis -> GridSample (bilinear on premultiplied
-colour, so edges never pick up the colour of transparent pixels) -> eyelids, then the mouth
-interior, *over* the warped face on their rows only (GatherND of the band, one Mul + Add with the
-layer padded to the band's width, ScatterND back) -> unpremultiply on channel slices -> x255 ->
+colour, so edges never pick up the colour of transparent pixels; blinks are fields too, the
+person's own lids slide) -> the mouth interior *over* the warped face on its rows only (GatherND
+of the band, one Mul + Add with the layer padded to the band's width, ScatterND back) ->
+unpremultiply on channel slices -> x255 ->
 QuantizeLinear (scale 1: round half to even + saturate, one pass) -> uint8 channels concatenated,
 transposed channels-last -> padded to the canvas and added to the static outside (disjoint
 supports, so Add is a paste). All of it in the graph, so a GPU pod composites on CUDA as well.
@@ -61,9 +59,6 @@ def build_warp_graph() -> onnx.ModelProto:
         helper.make_tensor_value_info("basis", f32, ["K", "HW2"]),
         helper.make_tensor_value_info("identity", f32, [1, "h", "w", 2]),
         helper.make_tensor_value_info("coefficients", f32, ["N", "K"]),
-        helper.make_tensor_value_info("eyelids", f32, ["N", 4, "he", "we"]),
-        helper.make_tensor_value_info("eyelid_rows", i64, ["N", 4, "he", 3]),
-        helper.make_tensor_value_info("eyelid_pads", i64, [8]),
         helper.make_tensor_value_info("mouth", f32, ["N", 4, "hm", "wm"]),
         helper.make_tensor_value_info("mouth_rows", i64, ["N", 4, "hm", 3]),
         helper.make_tensor_value_info("mouth_pads", i64, [8]),
@@ -114,8 +109,7 @@ def build_warp_graph() -> onnx.ModelProto:
             padding_mode="zeros",
             align_corners=0,
         ),
-        *_over_band("eyelids", "eyelid_rows", "eyelid_pads", "warped", "lidded"),
-        *_over_band("mouth", "mouth_rows", "mouth_pads", "lidded", "composed"),
+        *_over_band("mouth", "mouth_rows", "mouth_pads", "warped", "composed"),
         # Back to straight alpha, 8 bits, channels last, pasted into the static frame.
         node("Slice", ["composed", "three_i", "four_i", "axis1"], ["out_a"]),
         node("Slice", ["composed", "axis0", "three_i", "axis1"], ["out_rgb_p"]),

@@ -69,7 +69,7 @@ class AnimationStage:
     async def start(self) -> None:
         threads = self.settings.animator_intra_op_threads or None
         if threads:
-            # The rig draws the eyelid and mouth layers with OpenCV; its pool would otherwise size
+            # The rig draws the mouth layer (and builds its fields) with OpenCV; its pool would otherwise size
             # itself to the node's cores, not to the pod's share the setting describes.
             cv2.setNumThreads(threads)
         self.renderer = await asyncio.get_running_loop().run_in_executor(

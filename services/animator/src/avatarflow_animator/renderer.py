@@ -17,7 +17,6 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 from avatarflow_contracts import FaceGeometry
 
-from .eyelids import EyelidLayer
 from .graph import build_warp_graph, region_identity_grid
 from .poses import FacePose
 from .rig import BASIS_NAMES, FaceRig
@@ -29,7 +28,10 @@ RENDERER_NAME = "onnx-warp"
 # 1.1: blinks are an eyelid layer (no lid warp), wider lip spread; 1.2: closed lids cover the
 # lower lid's rim and carry the skin's texture, the idle loop starts at its slowest moment; 1.3: the
 # lower-lid cover fades out below the rim instead of ending in an edge.
-RENDERER_VERSION = "1.3"
+# 2.0: blinks slide the person's own lids (warp fields, no painted lid), PP closes the lips over
+# a teeth smile, ou narrows more, a shaded mouth cavity with soft teeth in the picture's cast (the
+# person's own teeth stay where the photo shows them), a 3-frame blink, an 8 s idle loop.
+RENDERER_VERSION = "2.0"
 CPU_PROVIDER = "CPUExecutionProvider"
 CUDA_PROVIDER = "CUDAExecutionProvider"
 # Frames per graph run: bounds memory (the expanded source and warped region, a few MB per frame).
@@ -111,7 +113,7 @@ class OnnxWarpRenderer:
         if (request.face.image_width, request.face.image_height) != (size, size):
             raise ValueError("face geometry must be in the source image's pixel coordinates")
 
-        rig = FaceRig(np.asarray(request.face.landmarks)[:, :2], size)
+        rig = FaceRig(np.asarray(request.face.landmarks), size)
         poses = list(request.poses)
         coefficients = (
             np.stack([rig.coefficients(pose) for pose in poses]) if poses else np.zeros((0, len(BASIS_NAMES)))
@@ -119,9 +121,6 @@ class OnnxWarpRenderer:
         frames = np.empty((len(poses), size, size, 4), dtype=np.uint8)
         reach = np.abs(coefficients).max(axis=0) if poses else np.zeros(coefficients.shape[1])
         region = rig.moving_region(reach, source[..., 3])
-        eyelids = EyelidLayer(rig, source)
-        if any(pose.blink > 0 for pose in poses):  # the lids change pixels even on a still head
-            region = _union_box(region, eyelids.box(rig.largest_shift(reach, eyelids.box(0.0))))
         x0, y0, x1, y1 = region
         if x1 <= x0 or y1 <= y0:  # nothing moves over visible content: every frame is the source
             frames[:] = source
@@ -138,45 +137,33 @@ class OnnxWarpRenderer:
         straight = source[wy0:wy1, wx0:wx1].astype(np.float32).transpose(2, 0, 1) / 255.0
         mouth_box = _clip_box(rig.mouth_box(largest), region)
         mx0, my0, mx1, my1 = mouth_box
-        lid_box = _clip_box(eyelids.box(largest), region)
-        ex0, ey0, ex1, ey1 = lid_box
-        lid_fields = rig.dense_basis(lid_box)  # (K, he*we, 2) backward fields at the lid pixels
-        lid_pixels = rig.pixel_centres(lid_box)
-        blinks = [min(max(pose.blink, 0.0), 1.0) for pose in poses]
         # A pose that recurs (the rest pose as the "sil" cell, the idle frames the preview
         # starts from) is drawn once and copied: within a request a frame depends on its pose alone.
-        first: dict[tuple[bytes, float], int] = {}
-        copy_of = [
-            first.setdefault((c.tobytes(), b), i) for i, (c, b) in enumerate(zip(coefficients, blinks, strict=True))
-        ]
+        first: dict[bytes, int] = {}
+        copy_of = [first.setdefault(c.tobytes(), i) for i, c in enumerate(coefficients)]
         drawn = list(first.values())
         # The inner lips of every drawn frame whose jaw is open, in one vectorised fixed-point solve.
         opening = [i for i in drawn if coefficients[i, BASIS_NAMES.index("jaw")] > 0.0]
-        lips = dict(zip(opening, rig.inner_lips(coefficients[opening]), strict=True))
+        edges = dict(zip(opening, rig.opening_edges(coefficients[opening]), strict=True))
+        mouth_style = rig.mouth_style(source)
         outside = source.copy()
         outside[y0:y1, x0:x1] = 0
         fixed = {
             "source": straight[None],
             "basis": basis,
             "identity": region_identity_grid(region, window),
-            "eyelid_pads": np.array([0, 0, 0, ex0 - x0, 0, 0, 0, x1 - ex1], np.int64),
             "mouth_pads": np.array([0, 0, 0, mx0 - x0, 0, 0, 0, x1 - mx1], np.int64),
             "static": outside[None],
             "region_pads": np.array([0, y0, x0, 0, 0, size - y1, size - x1, 0], np.int64),
         }
-        lid_rows = _band_rows(FRAMES_PER_RUN, ey0 - y0, ey1 - y0)
         mouth_rows = _band_rows(FRAMES_PER_RUN, my0 - y0, my1 - y0)
-        lid_shape, mouth_shape = (4, ey1 - ey0, ex1 - ex0), (4, my1 - my0, mx1 - mx0)
+        mouth_shape = (4, my1 - my0, mx1 - mx0)
         for run in _runs(drawn, FRAMES_PER_RUN):
-            # Lids, then the mouth interior, over the warped face (an empty layer, open eyes or a
-            # closed mouth, is zeros: "over" it leaves every pixel bit-exact).
-            lids = np.zeros((len(run), *lid_shape), np.float32)
+            # The mouth interior over the warped face (an empty layer, a closed mouth, is zeros:
+            # "over" it leaves every pixel bit-exact).
             mouth = np.zeros((len(run), *mouth_shape), np.float32)
             for k, i in enumerate(run):
-                if blinks[i] > 0:
-                    at = lid_pixels - np.tensordot(coefficients[i], lid_fields, axes=1)
-                    lids[k] = eyelids.layer(blinks[i], at, lid_shape[1:])
-                layer = rig.mouth_interior(coefficients[i], mouth_box, lips.get(i))
+                layer = rig.mouth_interior(coefficients[i], mouth_box, mouth_style, edges.get(i))
                 if layer is not None:
                     mouth[k] = layer
             (rendered,) = self._session.run(
@@ -184,8 +171,6 @@ class OnnxWarpRenderer:
                 {
                     **fixed,
                     "coefficients": coefficients[run].astype(np.float32),
-                    "eyelids": lids,
-                    "eyelid_rows": lid_rows[: len(run)],
                     "mouth": mouth,
                     "mouth_rows": mouth_rows[: len(run)],
                 },

@@ -5,8 +5,8 @@ frame 0 and the loop has no seam. The loop starts where that motion is slowest: 
 from the last frame back to the first, a video's first frame is its key frame, coded apart from
 the rest, so the loop point carries a small coding difference on top of its pose step; at the
 slowest moment the pose step is the smallest of the loop and the sum stays an ordinary step.
-Blinks follow a fixed profile (half, closed, closed, half: about
-160 ms at 25 fps, a natural blink) placed away from the loop point.
+Blinks follow a fixed profile (half, closed, half: 120 ms at 25 fps, a natural blink) at
+irregular intervals, away from the loop point.
 """
 
 from __future__ import annotations
@@ -18,14 +18,22 @@ import numpy as np
 
 from .poses import REST, VISEME_POSES, FacePose, blend
 
-BLINK_PROFILE = (0.5, 1.0, 1.0, 0.5)
-IDLE_BLINK_AT_S = 1.4
+BLINK_PROFILE = (0.5, 1.0, 0.5)
+# Blink starts in the idle loop (those that fit its length): intervals of 3.7 s and 4.3 s
+# around an 8 s loop, so the rhythm is not a metronome.
+IDLE_BLINKS_AT_S = (1.4, 5.1)
 PREVIEW_BLINK_EVERY_S = 2.9
 PREVIEW_FIRST_BLINK_S = 0.9
 # Subtle head motion: degrees of roll and canvas pixels of sway / breathing rise (at 512 px).
 ROLL_DEG = 0.9
 SWAY_PX = 1.6
 BREATH_PX = 1.2
+# Small 3D turns and nods from the face mesh's depth (degrees; the rig supports about +-8 / +-5).
+YAW_DEG = 3.0
+PITCH_DEG = 1.8
+# A turn moves the nose tip by about this lever times the angle (radians): the face's depth
+# (0.45 of its width, about 150 px on the 512 canvas).
+TURN_LEVER_PX = 65.0
 # Head roll moves the face by this lever times the angle (radians): the eyes sit about 0.85
 # face heights above the neck pivot (rig) and a face is about a third of the 512 px canvas. Only
 # used to weigh roll against sway when finding the slowest moment (levers of 100-250 px all
@@ -44,12 +52,17 @@ class Blink:
 
 
 def head_motion(t: float, period: float) -> FacePose:
+    """Idle head pose at ``t`` of a loop of ``period`` seconds. Roll, sway and breathing run twice
+    per (8 s) loop, about one breath per 4 s, the turn and nod once and three times: the periods
+    all divide the loop, so it has no seam, and the mixture does not repeat within it."""
     phase = 2.0 * math.pi * t / period
     return FacePose(
-        head_roll_deg=ROLL_DEG * math.sin(phase) + 0.3 * ROLL_DEG * math.sin(2 * phase + 0.7),
-        head_dx=SWAY_PX * math.sin(phase + 1.1),
-        # Rising with the in-breath and settling back: one breath per loop.
-        head_dy=-BREATH_PX * 0.5 * (1.0 - math.cos(phase)),
+        head_roll_deg=ROLL_DEG * math.sin(2 * phase) + 0.3 * ROLL_DEG * math.sin(3 * phase + 0.7),
+        head_dx=SWAY_PX * math.sin(2 * phase + 1.1),
+        # Rising with the in-breath and settling back.
+        head_dy=-BREATH_PX * 0.5 * (1.0 - math.cos(2 * phase)),
+        head_yaw_deg=YAW_DEG * math.sin(phase + 2.3),
+        head_pitch_deg=PITCH_DEG * math.sin(3 * phase + 0.4),
     )
 
 
@@ -58,7 +71,9 @@ def _speed(phase: float) -> float:
     step = 1e-4
     a, b = head_motion(phase - step, 2.0 * math.pi), head_motion(phase + step, 2.0 * math.pi)
     roll = math.radians(b.head_roll_deg - a.head_roll_deg) * ROLL_LEVER_PX
-    return math.hypot(roll, b.head_dx - a.head_dx, b.head_dy - a.head_dy) / (2.0 * step)
+    yaw = math.radians(b.head_yaw_deg - a.head_yaw_deg) * TURN_LEVER_PX
+    pitch = math.radians(b.head_pitch_deg - a.head_pitch_deg) * TURN_LEVER_PX
+    return math.hypot(roll, yaw, pitch, b.head_dx - a.head_dx, b.head_dy - a.head_dy) / (2.0 * step)
 
 
 def slowest_phase(samples: int = 3600) -> float:
@@ -91,7 +106,7 @@ def idle_poses(fps: int, seconds: float) -> tuple[list[FacePose], list[Blink]]:
     count = round(fps * seconds)
     period = count / fps
     poses = [idle_head(index, fps, period) for index in range(count)]
-    blinks = _apply_blinks(poses, [round(IDLE_BLINK_AT_S * fps)])
+    blinks = _apply_blinks(poses, [round(at * fps) for at in IDLE_BLINKS_AT_S])
     return poses, blinks
 
 
