@@ -9,10 +9,11 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
-from avatarflow_contracts import FaceGeometry
+from avatarflow_contracts import Box, FaceGeometry, Point
 from avatarflow_contracts.manifest import (
     OVR_VISEMES,
     AnchorPoint,
@@ -114,10 +115,10 @@ def scale_face(face: FaceGeometry, size: int) -> FaceGeometry:
         raise ValueError("the cut-out canvas must be square")
     k = size / face.image_width
 
-    def box(b):
+    def box(b: Box) -> Box:
         return b.model_copy(update={"x": b.x * k, "y": b.y * k, "width": b.width * k, "height": b.height * k})
 
-    def point(p):
+    def point(p: Point) -> Point:
         return p.model_copy(update={"x": p.x * k, "y": p.y * k})
 
     return face.model_copy(
@@ -193,21 +194,22 @@ def render_pack(
         SHARE_FILE: encode_mp4(over_background(preview_frames, background), FPS, audio=sound),
     }
 
-    def cell(name: str, column: int, row: int) -> dict:
+    # Keyword groups shared by several manifest models (validated by pydantic when they are built).
+    def cell(name: str, column: int, row: int) -> dict[str, Any]:
         x, y = column * OUTPUT_SIZE, row * OUTPUT_SIZE
         return {"name": name, "column": column, "row": row, "x": x, "y": y}
 
-    size = {"width": OUTPUT_SIZE, "height": OUTPUT_SIZE}
+    size: dict[str, Any] = {"width": OUTPUT_SIZE, "height": OUTPUT_SIZE}
     placed = _atlas_cells([*OVR_VISEMES, *EXTRA_CELLS])
     rows = -(-len(placed) // ATLAS_COLUMNS)
-    video = {
+    video: dict[str, Any] = {
         "content_type": WEBM_CONTENT_TYPE,
         "codec": "vp9",
         "pixel_format": VP9_PIXEL_FORMAT,
         "fps": FPS,
         "alpha_layout": "native",
     }
-    h264 = {"content_type": MP4_CONTENT_TYPE, "codec": "h264", "pixel_format": "yuv420p", "fps": FPS}
+    h264: dict[str, Any] = {"content_type": MP4_CONTENT_TYPE, "codec": "h264", "pixel_format": "yuv420p", "fps": FPS}
     manifest = AvatarManifest(
         canvas=CanvasSize(**size),
         fps=FPS,
