@@ -355,6 +355,7 @@ class DeadLetter(_Model):
             error_type=found[DLT_EXCEPTION_FQCN],
             error=found[DLT_EXCEPTION_MESSAGE],
             attempts=int(found[DLT_ATTEMPTS]),
+            # A str from the headers; the model validates it against its Literal (a bad value is a ValidationError).
             value_location=found.get(DLT_VALUE_LOCATION, "inline"),  # type: ignore[arg-type]
             headers_dropped=found.get(DLT_HEADERS_DROPPED) == "true",
             note=found.get(DLT_NOTE),

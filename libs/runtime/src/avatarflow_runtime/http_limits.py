@@ -152,6 +152,7 @@ class TimedH11Protocol(H11Protocol):
 
     header_timeout_s: float = 10.0
 
+    # uvicorn's protocols are only ever given a Transport (asyncio types the base method wider).
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._header_timer: asyncio.TimerHandle | None = None

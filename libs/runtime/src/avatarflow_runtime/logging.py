@@ -78,6 +78,7 @@ def configure_logging(service: str, level: str = "INFO", json_output: bool = Tru
     structlog.configure(
         processors=[*shared, structlog.processors.format_exc_info, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        # _CurrentStderr is a write/flush proxy, not a full TextIO (all PrintLogger uses of it).
         logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )

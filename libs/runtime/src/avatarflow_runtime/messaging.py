@@ -437,6 +437,7 @@ def typed_handler(handle: Handler, model: type[Envelope]) -> Handler:
     async def narrowed(event: Envelope) -> list[Envelope]:
         return await handle(event)
 
+    # inspect reads __signature__ from any function (typeshed does not declare the attribute).
     narrowed.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
         [parameters[0].replace(annotation=model)], return_annotation=list[Envelope]
     )

@@ -14,6 +14,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from types import ModuleType
 
 from .memory import keep_freed_memory
 
@@ -43,7 +44,7 @@ def configure_numba_cache() -> Path:
     return path
 
 
-def import_pymatting():  # type: ignore[no-untyped-def]
+def import_pymatting() -> ModuleType:
     """Import pymatting with the cache configured (first call compiles or loads the kernels)."""
     configure_numba_cache()
     import pymatting

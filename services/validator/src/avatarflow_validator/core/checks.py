@@ -7,6 +7,7 @@ the CheckResult(s) with its score, the threshold and how they compare when the c
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Literal
 
 import numpy as np
 from avatarflow_contracts import CheckResult, ReasonCode, WarningCode
@@ -16,6 +17,8 @@ from . import measures as ms
 from .face_analysis import FaceAnalysis
 from .thresholds import ValidatorThresholds
 
+FailsWhen = Literal["<", ">", "<=", ">="]
+Severity = Literal["reject", "warning"]
 _FAILS: dict[str, Callable[[float, float], bool]] = {
     "<": lambda score, bar: score < bar,
     ">": lambda score, bar: score > bar,
@@ -29,8 +32,8 @@ def result(
     code: ReasonCode | WarningCode,
     score: float,
     threshold: float,
-    fails_when: str,
-    severity: str = "reject",
+    fails_when: FailsWhen,
+    severity: Severity = "reject",
 ) -> CheckResult:
     failed = bool(_FAILS[fails_when](score, threshold))
     return CheckResult(
@@ -38,9 +41,9 @@ def result(
         code=code,
         score=round(float(score), 4),
         threshold=float(threshold),
-        fails_when=fails_when,  # type: ignore[arg-type]
+        fails_when=fails_when,
         passed=not failed,
-        severity=severity,  # type: ignore[arg-type]
+        severity=severity,
     )
 
 
