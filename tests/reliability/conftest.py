@@ -11,6 +11,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import sqlalchemy as sa
@@ -24,7 +25,17 @@ from avatarflow.devstack.harness import PipelineHarness
 def database_proxy(postgres_url: str) -> Iterator[TcpProxy]:
     """The notifier's way to its database, which a fault test can cut (tcp_proxy.py says why)."""
     url = sa.engine.make_url(postgres_url)
-    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432).start()
+    proxy = TcpProxy((url.host or "127.0.0.1", url.port or 5432)).start()
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_proxy() -> Iterator[TcpProxy]:
+    """The services' way to S3, which a fault test can cut without taking the broker's storage away."""
+    proxy = TcpProxy(("127.0.0.1", 9)).start()  # the harness fixture points it at the stack's S3
     try:
         yield proxy
     finally:
@@ -33,7 +44,7 @@ def database_proxy(postgres_url: str) -> Iterator[TcpProxy]:
 
 @pytest.fixture(scope="session")
 def harness(
-    postgres_url: str, database_proxy: TcpProxy, tmp_path_factory: pytest.TempPathFactory
+    postgres_url: str, database_proxy: TcpProxy, s3_proxy: TcpProxy, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[PipelineHarness]:
     workdir = tmp_path_factory.mktemp("reliability")
     proxied = sa.engine.make_url(postgres_url).set(host="127.0.0.1", port=database_proxy.port)
@@ -43,13 +54,21 @@ def harness(
         extra_env={
             "AVATARFLOW_INGEST_RATE_LIMIT_PER_MINUTE": str(RATE_LIMIT_PER_MINUTE),
             "AVATARFLOW_DATABASE_URL": proxied.render_as_string(hide_password=False),
+            "AVATARFLOW_S3_ENDPOINT_URL": f"http://127.0.0.1:{s3_proxy.port}",
         },
     )
+    # The stack's S3 port is known once it runs, which is before any service connects.
+    s3_proxy.upstream = lambda: _host_port(pipeline.endpoints.s3_endpoint)
     try:
         pipeline.start()
         yield pipeline
     finally:
         pipeline.stop()
+
+
+def _host_port(url: str) -> tuple[str, int]:
+    parsed = urlsplit(url)
+    return parsed.hostname or "127.0.0.1", parsed.port or 80
 
 
 @pytest.fixture(scope="session")

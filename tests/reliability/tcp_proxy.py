@@ -1,9 +1,11 @@
 """A TCP forwarder the fault tests can cut: the way to take "the database" away from one pipeline.
 
 The machine's PostgreSQL is shared (other sessions' databases, other test workers), so it is never
-stopped. The notifier reaches its database through this proxy instead; ``cut()`` closes every
-forwarded connection and stops listening (new connections are refused, as from a server that is
-down), ``restore()`` listens on the same port again.
+stopped: the notifier reaches its database through this proxy instead. The services reach S3 through
+one too, so an S3 outage can be theirs alone (the test broker, Tansu, keeps its log in the same
+SeaweedFS: stopping SeaweedFS also stops the broker, which production Kafka would not do).
+``cut()`` closes every forwarded connection and stops listening (new connections are refused, as
+from a server that is down), ``restore()`` listens on the same port again.
 """
 
 from __future__ import annotations
@@ -11,11 +13,15 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+from collections.abc import Callable
+
+Address = tuple[str, int]
 
 
 class TcpProxy:
-    def __init__(self, upstream_host: str, upstream_port: int) -> None:
-        self.upstream = (upstream_host, upstream_port)
+    def __init__(self, upstream: Address | Callable[[], Address]) -> None:
+        """``upstream``: an address, or a function giving it at each connection (a server started later)."""
+        self.upstream = upstream
         self.port = 0
         self._listener: socket.socket | None = None
         self._connections: set[socket.socket] = set()
@@ -59,7 +65,8 @@ class TcpProxy:
             except OSError:
                 return  # cut
             try:
-                server = socket.create_connection(self.upstream, timeout=5)
+                target = self.upstream() if callable(self.upstream) else self.upstream
+                server = socket.create_connection(target, timeout=5)
             except OSError:
                 client.close()
                 continue

@@ -97,6 +97,7 @@ _INFRA_NAMES = frozenset(
         "InterfaceError",
         "DisconnectionError",
         "EndpointConnectionError",
+        "ConnectionClosedError",  # botocore: the connection dropped mid-request (after its own retries)
         "ConnectTimeoutError",
         "ReadTimeoutError",
     }
