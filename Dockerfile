@@ -8,7 +8,8 @@
 #                --build-arg VARIANT=gpu -t avatarflow/animator-gpu .
 # docker-compose.yml and docs/operations.md list each service's arguments.
 #   SERVICE       ingest | validator | matting | animator | notifier (the package avatarflow-<SERVICE>)
-#   EXTRA         the package's optional dependency set (the animator's onnxruntime: cpu or gpu)
+#   EXTRA         the package's optional dependency set (the animator's onnxruntime: cpu or gpu); never
+#                 matting's `eval` (pymatting, scipy: evaluation only, kept out of the production images)
 #   APT_PACKAGES  Debian/Ubuntu packages the service needs at run time (the animator: espeak-ng)
 #   VARIANT       cpu (python slim) | gpu (CUDA 12 + cuDNN 9 runtime, the NVIDIA container runtime)
 # Runs as uid 10001 with a read-only root filesystem; writable paths: /tmp and /var/cache/avatarflow.
@@ -52,6 +53,7 @@ WORKDIR /src
 COPY pyproject.toml uv.lock ./
 COPY libs/contracts/pyproject.toml libs/contracts/
 COPY libs/imaging/pyproject.toml libs/imaging/
+COPY libs/ops/pyproject.toml libs/ops/
 COPY libs/runtime/pyproject.toml libs/runtime/
 COPY services/animator/pyproject.toml services/animator/
 COPY services/ingest/pyproject.toml services/ingest/
@@ -82,6 +84,7 @@ RUN if [ -n "${APT_PACKAGES}" ]; then \
        --shell /usr/sbin/nologin avatarflow \
     && install -d -o 10001 -g 10001 -m 0750 /var/cache/avatarflow
 COPY --from=builder /opt/avatarflow/venv /opt/avatarflow/venv
+# MPLCONFIGDIR: mediapipe requires matplotlib (our code never imports it), which wants a writable config dir.
 # NUMBA_CPU_NAME=generic keeps a numba cache valid on any x86-64 node (a host-specific cache would be
 # silently recompiled on a different CPU model); only the matting core uses numba.
 ENV PATH=/opt/avatarflow/venv/bin:$PATH \
