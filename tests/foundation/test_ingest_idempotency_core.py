@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from avatarflow_contracts import ImageUploaded, ObjectRef
-from avatarflow_ingest.idempotency import KEY_PATTERN, Decision, IdempotencyRecord, confirm_may_republish, decide
+from avatarflow_ingest.core.idempotency import KEY_PATTERN, Decision, IdempotencyRecord, confirm_may_republish, decide
 from avatarflow_runtime.keys import idempotency_record_key
 
 WINDOW = timedelta(hours=24)

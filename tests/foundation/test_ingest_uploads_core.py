@@ -13,8 +13,9 @@ import jwt
 import pytest
 from avatarflow_contracts import Envelope, ImageUploaded, ObjectRef
 from avatarflow_imaging.admission import Refusal
+from avatarflow_ingest.core.outcomes import Accepted, RateLimited, Unavailable
 from avatarflow_ingest.settings import IngestSettings
-from avatarflow_ingest.uploads import Accepted, RateLimited, Unavailable, UploadService
+from avatarflow_ingest.uploads import UploadService
 from avatarflow_runtime.auth import AuthError, Principal
 from avatarflow_runtime.errors import PermanentError, TransientError
 from avatarflow_runtime.storage import sha256_hex

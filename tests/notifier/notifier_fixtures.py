@@ -23,11 +23,11 @@ import boto3
 import psycopg
 import pytest
 import uvicorn
+from avatarflow_notifier.adapters.catalogue import Catalogue, seed_catalogue
+from avatarflow_notifier.adapters.store import StatusStore
 from avatarflow_notifier.app import create_app
-from avatarflow_notifier.catalogue import Catalogue, seed_catalogue
 from avatarflow_notifier.migrate import upgrade_database
 from avatarflow_notifier.settings import NotifierSettings
-from avatarflow_notifier.store import StatusStore
 from botocore.config import Config
 from pydantic import SecretStr
 

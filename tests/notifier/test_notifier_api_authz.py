@@ -9,8 +9,8 @@ import uuid
 import httpx
 import jwt
 import pytest
+from avatarflow_notifier.adapters.store import StatusStore
 from avatarflow_notifier.handlers import apply_event
-from avatarflow_notifier.store import StatusStore
 from avatarflow_runtime.auth import mint_token
 from notifier_factories import T0, Run
 from notifier_fixtures import JWT_SECRET

@@ -11,8 +11,8 @@ from datetime import timedelta
 
 import httpx
 import pytest
+from avatarflow_notifier.adapters.store import StatusStore
 from avatarflow_notifier.handlers import apply_event
-from avatarflow_notifier.store import StatusStore
 from avatarflow_runtime.auth import mint_token
 from notifier_factories import T0, Run
 from notifier_fixtures import BUCKET, JWT_SECRET
@@ -304,8 +304,8 @@ async def test_health_readiness_and_metrics(live_server):
 
 
 async def test_readyz_reports_an_unreachable_database(s3):
+    from avatarflow_notifier.adapters.catalogue import Catalogue
     from avatarflow_notifier.app import create_app
-    from avatarflow_notifier.catalogue import Catalogue
     from notifier_fixtures import notifier_settings
 
     url = "postgresql+psycopg://postgres@127.0.0.1:1/none"
@@ -338,8 +338,8 @@ async def test_openapi_documents_every_endpoint_with_models(live_server):
 
 async def test_readyz_reflects_the_broker_connection(pg_url, s3, stack):
     """Issue 16: the notifier's /readyz checked only its database, so it stayed ready without a broker."""
+    from avatarflow_notifier.adapters.catalogue import Catalogue
     from avatarflow_notifier.app import create_app
-    from avatarflow_notifier.catalogue import Catalogue
     from avatarflow_notifier.consumer import build_runtime
     from notifier_fixtures import notifier_settings
 

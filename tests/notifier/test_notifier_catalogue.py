@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import numpy as np
-from avatarflow_notifier.catalogue import Catalogue, CatalogueIndex, seed_catalogue
-from avatarflow_notifier.illustrations import DEFAULT_SPECS, draw_avatar
+from avatarflow_notifier.adapters.catalogue import Catalogue, CatalogueIndex, seed_catalogue
+from avatarflow_notifier.core.illustrations import DEFAULT_SPECS, draw_avatar
 from notifier_fixtures import BUCKET
 
 

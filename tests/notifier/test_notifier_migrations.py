@@ -7,8 +7,8 @@ import sys
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from avatarflow_notifier.adapters.models import metadata
 from avatarflow_notifier.migrate import sync_url, upgrade_database
-from avatarflow_notifier.models import metadata
 from sqlalchemy import create_engine, inspect
 
 

@@ -6,8 +6,8 @@ from datetime import timedelta
 
 import pytest
 from avatarflow_contracts import SUPPORT_TICKET_URL, ReasonCode, WarningCode, editor_message
-from avatarflow_notifier import status
-from avatarflow_notifier.status import Pick, apply_event, fold_events, space_view
+from avatarflow_notifier.core import status
+from avatarflow_notifier.core.status import Pick, apply_event, fold_events, space_view
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from notifier_factories import T0, Run

@@ -11,11 +11,12 @@ from datetime import timedelta
 import pytest
 import structlog.testing
 from avatarflow_contracts import ReasonCode, WarningCode
-from avatarflow_notifier import handlers, status
+from avatarflow_notifier import handlers
+from avatarflow_notifier.adapters.store import StatusStore
+from avatarflow_notifier.adapters.store import utcnow as status_store_now
+from avatarflow_notifier.core import status
+from avatarflow_notifier.core.status import fold_events
 from avatarflow_notifier.handlers import UnsupportedEvent, apply_event
-from avatarflow_notifier.status import fold_events
-from avatarflow_notifier.store import StatusStore
-from avatarflow_notifier.store import utcnow as status_store_now
 from notifier_factories import T0, Run
 
 SUPPORT = "https://support.example/processing"
@@ -168,7 +169,7 @@ async def test_concurrent_consumers_converge_to_the_pure_result(db_url):
 
 
 async def applied_records(store: StatusStore, upload_id: str) -> int:
-    from avatarflow_notifier.models import applied_events
+    from avatarflow_notifier.adapters.models import applied_events
     from sqlalchemy import func, select
 
     async with store.engine.connect() as conn:
@@ -199,7 +200,7 @@ async def test_pruning_old_idempotency_records_keeps_new_ones_and_changes_no_sta
 
 
 async def test_the_service_prunes_expired_records_in_the_background(store):
-    from avatarflow_notifier.consumer import prune_forever
+    from avatarflow_notifier.housekeeping import prune_forever
     from avatarflow_notifier.settings import NotifierSettings
 
     run = Run(new_space(), T0)

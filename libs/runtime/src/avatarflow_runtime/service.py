@@ -29,6 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .asyncapi import add_record_headers
 from .auth import AuthError, Forbidden
+from .errors import TransientError
 from .http_limits import RequestLimits, body_limit, timed_protocol
 from .logging import configure_logging, get_logger, security_event
 from .messaging import EventBus, FailureFactory, StageConsumer, report_consumer_lag
@@ -309,10 +310,18 @@ def request_fields(request: Request) -> dict[str, str]:
     return {"route": route, "method": request.method, "client": client}
 
 
+UNAVAILABLE_DETAIL = "A dependency is temporarily unavailable; please try again."
+INTERNAL_DETAIL = "Something went wrong on our side; please try again later."
+
+
 def install_error_handlers(app: FastAPI, *, unauthorized_detail: str | None = None) -> None:
-    """401/403 from the auth rules, and the framework's own errors (404, 405, 408, 413, 422...) in the
+    """401/403 from the auth rules, the framework's own errors (404, 405, 408, 413, 422...), a
+    :class:`TransientError` no route caught (503, retry) and any other unhandled exception (500) in the
     common shape. ``unauthorized_detail``: one sentence for every 401 instead of the reason (which is
-    logged either way), for a service that tells a caller nothing about why its token failed."""
+    logged either way), for a service that tells a caller nothing about why its token failed.
+
+    The 503 and 500 bodies never carry the exception's text (it may name internal hosts or keys); the
+    exception's type is logged, and uvicorn still logs the traceback of a 500."""
 
     @app.exception_handler(AuthError)
     async def _unauthorized(request: Request, exc: AuthError) -> JSONResponse:
@@ -333,6 +342,17 @@ def install_error_handlers(app: FastAPI, *, unauthorized_detail: str | None = No
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         return error_response(422, "invalid_request", validation_detail(exc))
+
+    @app.exception_handler(TransientError)
+    async def _unavailable(request: Request, exc: TransientError) -> JSONResponse:
+        log.warning("request_unavailable", error=type(exc).__name__, **request_fields(request))
+        return error_response(503, "temporarily_unavailable", UNAVAILABLE_DETAIL, {"Retry-After": "5"})
+
+    @app.exception_handler(Exception)
+    async def _internal(request: Request, exc: Exception) -> JSONResponse:
+        # Starlette's outermost middleware calls this, sends the answer and re-raises the exception.
+        log.error("request_failed", error=type(exc).__name__, **request_fields(request))
+        return error_response(500, "internal_error", INTERNAL_DETAIL)
 
 
 def serve(app: FastAPI, settings: ServiceSettings) -> None:

@@ -9,7 +9,7 @@ from avatarflow_runtime.service import DOC_BOOTSTRAP, ServiceRuntime
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from .api import router
+from .handlers import router
 from .settings import IngestSettings
 from .uploads import UploadService
 

@@ -1,23 +1,25 @@
 """The upload application layer: the multipart upload and the presigned (direct-to-S3) flow, without HTTP.
 
-:class:`UploadService` works with an object store, an event bus and a clock; the router
-(``api.py``) turns its answers into responses. An upload ends :class:`Accepted`, or raises a
-:class:`~avatarflow_imaging.admission.Refusal` (a 4xx the client can act on), :class:`RateLimited`
-(429), :class:`Unavailable` (503, retry) or :class:`~avatarflow_runtime.auth.AuthError` (a bad upload
-ticket). Storage faults are :class:`Unavailable` too, except where a confirm could not read its own
-record (it propagates, as before).
+:class:`UploadService` works with an object store, an event bus and a clock (the ports in
+``core/ports.py``); the router (``handlers.py``) turns its answers into responses. It sequences the
+pure rules (``core/``) with the record helpers (``adapters/records.py``); it logs, mints upload ids
+and keeps the per-editor rate limit, which is why it is not in ``core/`` itself.
+
+An upload ends :class:`~.core.outcomes.Accepted`, or raises a
+:class:`~avatarflow_imaging.admission.Refusal` (a 4xx the client can act on),
+:class:`~.core.outcomes.RateLimited` (429), :class:`~.core.outcomes.Unavailable` (503, retry) or
+:class:`~avatarflow_runtime.auth.AuthError` (a bad upload ticket). Storage faults are ``Unavailable``
+too, except where a confirm could not read its own record (it propagates, as before).
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any, Protocol
+from datetime import timedelta
+from typing import Any
 
 import jwt
-from avatarflow_contracts import Envelope, ImageUploaded, ObjectRef, new_trace_id
+from avatarflow_contracts import ImageUploaded, new_trace_id
 from avatarflow_imaging.admission import Refusal, admit
 from avatarflow_runtime.auth import AuthError, Principal
 from avatarflow_runtime.errors import PermanentError, TransientError
@@ -27,66 +29,15 @@ from avatarflow_runtime.ratelimit import RateLimiter
 from avatarflow_runtime.storage import sha256_hex
 from avatarflow_runtime.tracing import current_trace_id
 
-from .idempotency import KEY_PATTERN, Decision, IdempotencyRecord, confirm_may_republish, decide
+from .adapters.records import discard, load_record, mark_record, put_record
+from .core.idempotency import KEY_PATTERN, Decision, IdempotencyRecord, confirm_may_republish, decide
+from .core.outcomes import BUSY, STORAGE_DOWN, Accepted, PresignGrant, RateLimited, Unavailable
+from .core.ports import Clock, EventPublisher, ReadBody, UploadStore
 from .settings import IngestSettings
 
 log = get_logger("avatarflow.ingest")
-MAX_RECORD_BYTES = 64 * 1024  # an idempotency record is ~1 KB
 # Longest one publish try can take: the producer's 15 s request timeout plus backoff (service.py).
 PUBLISH_TRY_S = 20
-Clock = Callable[[], datetime]
-ReadBody = Callable[[int], Awaitable[bytes]]
-BUSY = "Upload service is busy; please try again."
-STORAGE_DOWN = "Storage is unavailable; please try again."
-
-
-class UploadStore(Protocol):
-    """The object-store operations uploads need (:class:`avatarflow_runtime.storage.ObjectStore`)."""
-
-    async def read_untrusted(self, key: str, *, max_bytes: int) -> bytes: ...
-
-    async def put_bytes(self, key: str, data: bytes, content_type: str, *, if_absent: bool = False) -> ObjectRef: ...
-
-    async def delete(self, key: str) -> None: ...
-
-    def presign_put(self, key: str, content_type: str, expires_s: int) -> str: ...
-
-
-class EventPublisher(Protocol):
-    """Publishes one event, broker-acknowledged (:class:`avatarflow_runtime.messaging.EventBus`)."""
-
-    async def publish(self, event: Envelope, *, attempts: int | None = None) -> None: ...
-
-
-@dataclass(frozen=True)
-class Accepted:
-    """The upload is in the pipeline. ``replayed``: answered with an earlier upload of the client's
-    Idempotency-Key (the ``Idempotent-Replayed`` header)."""
-
-    event: ImageUploaded
-    replayed: bool = False
-
-
-@dataclass(frozen=True)
-class PresignGrant:
-    upload_id: uuid.UUID
-    put_url: str
-    expires_in: int
-    upload_ticket: str
-
-
-class Unavailable(Exception):
-    """A dependency (broker, storage) or a concurrent request stands in the way: retry shortly."""
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
-
-
-class RateLimited(Exception):
-    def __init__(self, retry_after_s: float) -> None:
-        super().__init__(f"rate limited for {retry_after_s:.1f} s")
-        self.retry_after_s = retry_after_s
 
 
 class UploadService:
@@ -137,7 +88,7 @@ class UploadService:
         ticket = self._verify_ticket(upload_ticket, space_id, upload_id, principal)
         self.check_rate(principal)
         record_key = confirm_record_key(upload_id)
-        record, present = await self._load_record(record_key)
+        record, present = await load_record(self.store, record_key)
         if record is None:
             staged_key = str(ticket["key"])
             created = await self._first_confirm(record_key, present, staged_key, space_id, upload_id, principal)
@@ -174,7 +125,7 @@ class UploadService:
         client_key = f"derived sha256 {digest}" if idempotency_key is None else idempotency_key
         key = idempotency_record_key(space_id, principal.subject, client_key)
         window = timedelta(seconds=self.settings.ingest_idempotency_window_s)
-        record, present = await self._load_record(key)
+        record, present = await load_record(self.store, key)
         decision = decide(record, digest, self.clock(), window)
         if derived and record is not None and record.published:
             decision = Decision.NEW  # replaced: the earlier upload of this file is settled
@@ -183,7 +134,7 @@ class UploadService:
             created = await self._create_upload(key, present, space_id, principal, data, content_type, digest)
             if created is not None:
                 return await self._replay(key, created, replayed=False)
-            record, _ = await self._load_record(key)
+            record, _ = await load_record(self.store, key)
             # A concurrent upload won: with a derived key that is this same file, so this answers with it.
             decision = decide(record, digest, self.clock(), window)
         if decision is Decision.CONFLICT:
@@ -201,12 +152,12 @@ class UploadService:
         event = await self._store_original(space_id, principal, data, content_type)
         created = IdempotencyRecord.for_event(event, digest, self.clock())
         try:
-            await self.store.put_bytes(key, created.to_bytes(), "application/json", if_absent=not stale)
+            await put_record(self.store, key, created, if_absent=not stale)
             return created
         except (TransientError, PermanentError) as exc:
             # No record, no upload: our copy of the file is not needed. Either S3 failed (the client
             # gets 503 and retries) or a concurrent request with this key won the race.
-            await self._discard(event.original.key)
+            await discard(self.store, event.original.key)
             if isinstance(exc, PermanentError) and exc.code == "object_exists":
                 return None
             raise
@@ -281,7 +232,7 @@ class UploadService:
         try:
             admitted = admit(data, **self.settings.admission_limits())
         except Refusal:
-            await self._discard(staged_key)
+            await discard(self.store, staged_key)
             raise
         try:
             # A fresh key the presigned PUT URL (valid until it expires) cannot overwrite: what the
@@ -301,7 +252,7 @@ class UploadService:
         )
         created = await self._spend_ticket(record_key, stale, event)
         if created is not None:
-            await self._discard(staged_key)  # the grant's object is spent; a later PUT there names no upload
+            await discard(self.store, staged_key)  # the grant's object is spent; a later PUT there names no upload
             security_event("upload_confirmed", upload_id=str(upload_id), space_id=space_id,
                            subject=principal.subject, size=ref.size)  # fmt: skip
         return created
@@ -312,9 +263,9 @@ class UploadService:
             return await self.store.read_untrusted(staged_key, max_bytes=self.settings.ingest_max_upload_bytes)
         except PermanentError as exc:
             if exc.code == "object_too_large":
-                await self._discard(staged_key)
+                await discard(self.store, staged_key)
                 raise Refusal(413, exc.code, "The uploaded file is larger than the upload limit.") from None
-            if (await self._load_record(record_key))[1]:
+            if (await load_record(self.store, record_key))[1]:
                 return None  # a concurrent confirm spent the ticket (and moved the file) first
             raise Refusal(404, exc.code, "The uploaded file was not found; upload it again.") from None
         except TransientError as exc:
@@ -323,39 +274,26 @@ class UploadService:
     async def _spend_ticket(self, record_key: str, stale: bool, event: ImageUploaded) -> IdempotencyRecord | None:
         created = IdempotencyRecord.for_event(event, event.original.sha256, self.clock())
         try:
-            await self.store.put_bytes(record_key, created.to_bytes(), "application/json", if_absent=not stale)
+            await put_record(self.store, record_key, created, if_absent=not stale)
             return created
         except (TransientError, PermanentError) as exc:
-            await self._discard(event.original.key)
+            await discard(self.store, event.original.key)
             if isinstance(exc, PermanentError) and exc.code == "object_exists":
                 return None
             log.error("store_failed", error=str(exc))
             raise Unavailable(STORAGE_DOWN) from exc
 
-    # ---- records, publishing, clean-up ---------------------------------------------------------
-
-    async def _load_record(self, key: str) -> tuple[IdempotencyRecord | None, bool]:
-        """(the record if this version can read it, whether an object is there at all)."""
-        try:
-            raw = await self.store.read_untrusted(key, max_bytes=MAX_RECORD_BYTES)
-        except PermanentError as exc:
-            if exc.code == "object_missing":
-                return None, False
-            raise TransientError(f"idempotency record unreadable: {exc.code}") from exc
-        record = IdempotencyRecord.from_bytes(raw)
-        if record is None:
-            log.warning("idempotency_record_unreadable")
-        return record, True
+    # ---- publishing ----------------------------------------------------------------------------
 
     async def _replay(self, key: str, record: IdempotencyRecord, *, replayed: bool, announce: bool = True) -> Accepted:
         """Answer with the recorded upload; publish its event again unless the broker confirmed it."""
         event = record.image_uploaded()
         if not record.published:
             if not await self._publish(event):
-                await self._mark(key, record.model_copy(update={"publish_failed": True}))
+                await mark_record(self.store, key, record.model_copy(update={"publish_failed": True}))
                 raise Unavailable(BUSY)
             # A failed update is harmless: a later retry publishes the same event id again and the stages drop it.
-            await self._mark(key, record.model_copy(update={"published": True}))
+            await mark_record(self.store, key, record.model_copy(update={"published": True}))
         log.info("upload_accepted", upload_id=str(event.upload_id), space_id=event.space_id,
                  size=event.original.size, replayed=replayed)  # fmt: skip
         return Accepted(event, replayed=replayed and announce)
@@ -373,19 +311,3 @@ class UploadService:
         except Exception as exc:
             log.error("publish_failed", upload_id=str(event.upload_id), error=type(exc).__name__)
             return False
-
-    async def _mark(self, key: str, record: IdempotencyRecord) -> None:
-        """Best effort: a record left unmarked only delays a presigned retry until the in-flight bound."""
-        try:
-            await self.store.put_bytes(key, record.to_bytes(), "application/json")
-        except (TransientError, PermanentError) as exc:
-            log.warning("idempotency_record_not_updated", error=str(exc))
-
-    async def _discard(self, key: str) -> None:
-        """Delete an object no event will name (a refused direct upload, the copy of a request that
-        lost an Idempotency-Key race). Best effort: a failure leaves an orphan, and the answer still
-        reaches the client."""
-        try:
-            await self.store.delete(key)
-        except Exception as exc:
-            log.warning("discard_failed", error=type(exc).__name__)

@@ -16,12 +16,12 @@ from avatarflow_runtime.service import ReadinessCheck, health_router, http_app
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from .broadcast import Broadcaster
-from .catalogue import Catalogue
+from .adapters.broadcast import Broadcaster
+from .adapters.catalogue import Catalogue
+from .adapters.store import StatusStore
 from .consumer import DESCRIPTION, TITLE, build_runtime
 from .housekeeping import Housekeeping, migrate_if_configured
 from .settings import NotifierSettings
-from .store import StatusStore
 from .web import ROUTERS
 from .web.deps import UNAUTHORIZED_DETAIL, NotifierContext
 

@@ -1,22 +1,19 @@
 """The notifier's messaging layer: six topics, one consumer group, ``handlers.apply_event`` for each.
 
-Wired onto the notifier's FastAPI app (``app.py``) so one process serves the API and consumes the events.
+Wired onto the notifier's FastAPI app (``app.py``) so one process serves the API and consumes the events
+(the pruning of expired idempotency records is in ``housekeeping.py``).
 Database errors are retried with backoff (the template's bounded retries); an event the notifier
 cannot apply (``UnsupportedEvent``) goes to the dead-letter topic at once.
 """
 
 from __future__ import annotations
 
-import asyncio
-from datetime import timedelta
-
 from avatarflow_contracts import ConsumerGroup, Envelope
-from avatarflow_runtime.logging import get_logger
 from avatarflow_runtime.service import DOC_BOOTSTRAP, ServiceRuntime
 
+from .adapters.store import StatusStore
 from .handlers import NOTIFIER_TOPICS, apply_event
 from .settings import NotifierSettings
-from .store import StatusStore, utcnow
 
 TITLE = "avatarflow notifier"
 DESCRIPTION = "Keeps each space's avatar status and serves it to the space's editors (and nothing else to viewers)."
@@ -35,28 +32,6 @@ def build_runtime(settings: NotifierSettings, store: StatusStore | None) -> Serv
     for topic in NOTIFIER_TOPICS:
         consumer.subscribe(topic, handle)
     return runtime
-
-
-async def prune_forever(store: StatusStore, settings: NotifierSettings) -> None:
-    """Delete expired idempotency records now and then every ``notifier_prune_interval_s``.
-
-    A failed round (database away) is logged and tried again next round; it never stops the
-    service, since the records only save work (the reducer is idempotent without them).
-    """
-    log = get_logger("avatarflow.notifier.retention")
-    retention = timedelta(days=settings.notifier_applied_events_retention_days)
-    while True:
-        try:
-            deleted = await store.prune_applied_events(utcnow() - retention)
-            if deleted:
-                log.info(
-                    "applied_events_pruned",
-                    deleted=deleted,
-                    retention_days=settings.notifier_applied_events_retention_days,
-                )
-        except Exception as exc:  # any failure: retried next round
-            log.warning("applied_events_prune_failed", error=type(exc).__name__)
-        await asyncio.sleep(settings.notifier_prune_interval_s)
 
 
 def asyncapi_document() -> dict:  # type: ignore[type-arg]

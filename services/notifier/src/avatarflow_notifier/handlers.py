@@ -22,8 +22,8 @@ from avatarflow_contracts import (
     Topic,
 )
 
+from .adapters.store import StatusChange, StatusStore
 from .metrics import EVENTS_APPLIED
-from .store import StatusChange, StatusStore
 
 # The topics the notifier consumes (consumer group avatarflow-notifier).
 NOTIFIER_TOPICS: tuple[Topic, ...] = (

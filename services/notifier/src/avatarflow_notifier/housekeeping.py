@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass, field
+from datetime import timedelta
 
-from .catalogue import Catalogue, seed_catalogue
-from .consumer import prune_forever
+from avatarflow_runtime.logging import get_logger
+
+from .adapters.catalogue import Catalogue, seed_catalogue
+from .adapters.store import StatusStore, utcnow
 from .settings import NotifierSettings
-from .store import StatusStore
 
 
 async def migrate_if_configured(settings: NotifierSettings) -> None:
@@ -18,6 +20,28 @@ async def migrate_if_configured(settings: NotifierSettings) -> None:
         from .migrate import upgrade_database
 
         await asyncio.to_thread(upgrade_database, settings.database_url)
+
+
+async def prune_forever(store: StatusStore, settings: NotifierSettings) -> None:
+    """Delete expired idempotency records now and then every ``notifier_prune_interval_s``.
+
+    A failed round (database away) is logged and tried again next round; it never stops the
+    service, since the records only save work (the reducer is idempotent without them).
+    """
+    log = get_logger("avatarflow.notifier.retention")
+    retention = timedelta(days=settings.notifier_applied_events_retention_days)
+    while True:
+        try:
+            deleted = await store.prune_applied_events(utcnow() - retention)
+            if deleted:
+                log.info(
+                    "applied_events_pruned",
+                    deleted=deleted,
+                    retention_days=settings.notifier_applied_events_retention_days,
+                )
+        except Exception as exc:  # any failure: retried next round
+            log.warning("applied_events_prune_failed", error=type(exc).__name__)
+        await asyncio.sleep(settings.notifier_prune_interval_s)
 
 
 @dataclass

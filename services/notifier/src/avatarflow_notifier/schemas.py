@@ -8,7 +8,7 @@ from typing import Literal
 from avatarflow_contracts import editor_message
 from pydantic import BaseModel, Field
 
-from .status import CurrentAvatar, Hint, Prompt, SpaceView, UploadState
+from .core.status import CurrentAvatar, Hint, Prompt, SpaceView, UploadState
 
 
 class ErrorOut(BaseModel):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
-from avatarflow_notifier.models import metadata
+from avatarflow_notifier.adapters.models import metadata
 
 config = context.config
 

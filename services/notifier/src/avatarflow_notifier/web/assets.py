@@ -11,7 +11,7 @@ from avatarflow_runtime.service import error_response
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 
-from ..catalogue import Catalogue, ObjectMissing, RangeNotSatisfiable
+from ..adapters.catalogue import Catalogue, ObjectMissing, RangeNotSatisfiable
 from ..schemas import ErrorOut
 from .deps import AUTH_ERRORS, CatalogueDep, SpaceEditor, Store, Views
 from .views import pack_file

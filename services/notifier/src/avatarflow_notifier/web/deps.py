@@ -13,11 +13,11 @@ from avatarflow_runtime.auth import Principal, require_editor
 from avatarflow_runtime.http_auth import editor_of, principal_from_token
 from fastapi import Depends, FastAPI, Request
 
-from ..broadcast import Broadcaster
-from ..catalogue import Catalogue
+from ..adapters.broadcast import Broadcaster
+from ..adapters.catalogue import Catalogue
+from ..adapters.store import StatusStore
 from ..schemas import ErrorOut
 from ..settings import NotifierSettings
-from ..store import StatusStore
 from .views import AvatarViews
 
 # Every 401 says the same: why a token failed is not the caller's business (the reason is logged).

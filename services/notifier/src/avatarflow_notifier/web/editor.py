@@ -18,7 +18,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from sse_starlette.sse import EventSourceResponse
 
-from ..broadcast import Broadcaster
+from ..adapters.broadcast import Broadcaster
 from ..metrics import SSE_STREAMS
 from ..schemas import (
     AvatarStatusOut,

@@ -10,10 +10,10 @@ import base64
 import binascii
 from datetime import datetime
 
-from ..catalogue import Catalogue, CatalogueEntry
+from ..adapters.catalogue import Catalogue, CatalogueEntry
+from ..adapters.store import StatusStore
+from ..core.status import ALTERNATE_PREFIX, PACK_ASSETS, AssetRef, CurrentAvatar, file_name
 from ..schemas import AssetOut, AvatarStatusOut, PublicAvatarOut, editor_avatar, status_out
-from ..status import ALTERNATE_PREFIX, PACK_ASSETS, AssetRef, CurrentAvatar, file_name
-from ..store import StatusStore
 
 PUBLIC_ASSETS = PACK_ASSETS
 

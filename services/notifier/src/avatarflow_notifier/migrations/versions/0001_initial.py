@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
-from avatarflow_notifier.models import UtcDateTime
+from avatarflow_notifier.adapters.models import UtcDateTime
 
 revision = "0001_initial"
 down_revision = None

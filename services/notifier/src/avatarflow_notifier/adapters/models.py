@@ -1,4 +1,4 @@
-"""Database tables (SQLAlchemy Core). The Alembic migrations in ``migrations/`` must produce exactly this.
+"""Database tables (SQLAlchemy Core). The Alembic migrations (``..migrations``) must produce exactly this.
 
 Timestamps are stored in UTC; :class:`UtcDateTime` hands back aware datetimes on both PostgreSQL and
 SQLite (which has no time zone type).

@@ -6,7 +6,7 @@ Layout in the bucket (``AVATARFLOW_S3_BUCKET``), under ``AVATARFLOW_NOTIFIER_CAT
     catalogue/index.json              {"schema": 1, "default_avatar_id": "...", "avatars": [...]}
     catalogue/<avatar_id>/poster.png  a still image of the avatar
 
-:func:`seed_catalogue` draws a few default avatars (see :mod:`illustrations`) and writes them.
+:func:`seed_catalogue` draws a few default avatars (see :mod:`..core.illustrations`) and writes them.
 boto3 is blocking, so every call runs in a worker thread.
 """
 
@@ -26,7 +26,7 @@ from avatarflow_runtime.storage import ObjectStore
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, Field
 
-from .illustrations import DEFAULT_SPECS, AvatarSpec, draw_avatar
+from ..core.illustrations import DEFAULT_SPECS, AvatarSpec, draw_avatar
 
 INDEX_NAME = "index.json"
 CHUNK_BYTES = 64 * 1024

@@ -1,4 +1,4 @@
-"""The status store: the pure rules of :mod:`status` applied to the database, safely under concurrency.
+"""The status store: the pure rules of :mod:`..core.status` applied to the database, safely under concurrency.
 
 Every write runs in one transaction that first locks the space's row (``INSERT ... ON CONFLICT DO
 NOTHING`` to create it, then ``SELECT ... FOR UPDATE``). Writers of one space therefore take turns,
@@ -29,9 +29,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from . import status
+from ..core import status
+from ..core.status import AssetRef, CurrentAvatar, Failure, Pick, SpaceView, UploadState
 from .models import applied_events, spaces, uploads
-from .status import AssetRef, CurrentAvatar, Failure, Pick, SpaceView, UploadState
 
 
 @dataclass(frozen=True)

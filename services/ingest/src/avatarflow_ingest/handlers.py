@@ -1,6 +1,7 @@
-"""HTTP upload API: a thin router over :class:`~.uploads.UploadService` (multipart upload and the
-presigned, direct-to-S3 flow). Routes parse the request, call the service and turn its outcome into
-the one error shape (``{error, detail}``); the rules live in the service."""
+"""HTTP upload API, the service's handlers: a thin router over :class:`~.uploads.UploadService`
+(multipart upload and the presigned, direct-to-S3 flow). Routes parse the request, call the service
+and turn its outcome into the one error shape (``{error, detail}``); the rules live in the service
+and its core."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from fastapi import APIRouter, Depends, File, Header, Path, Request, UploadFile
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from .uploads import Accepted, RateLimited, Unavailable, UploadService
+from .core.outcomes import Accepted, RateLimited, Unavailable
+from .uploads import UploadService
 
 SpaceId = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@-]+$")]
 
