@@ -44,14 +44,15 @@ from avatarflow_contracts.manifest import OVR_VISEMES
 
 
 def pipeline_cutout(path: Path) -> Cutout | None:
-    from avatarflow_matting.core import Matter, cut_out
-    from avatarflow_validator.core import Validator
+    from avatarflow_matting.adapters.segmentation import SelfieSegmenter
+    from avatarflow_matting.core import cut_out
+    from avatarflow_validator.bootstrap import open_validator
 
-    outcome = Validator().validate_bytes(path.read_bytes())
+    outcome = open_validator().validate_bytes(path.read_bytes())
     if not outcome.accepted or outcome.image is None or outcome.face is None:
         print(f"{path.name}: rejected by the validator {list(map(str, outcome.reasons))}")
         return None
-    matter = Matter()
+    matter = SelfieSegmenter()
     try:
         cut = cut_out(outcome.image.rgb, outcome.face, illustration_hint=outcome.illustration_hint, matter=matter)
     finally:

@@ -34,9 +34,11 @@ _WORKER = """
 import os, time
 started = time.perf_counter()
 import numpy as np
-from avatarflow_matting.core import Matter, cut_out, warm_up
+from avatarflow_matting.adapters.segmentation import SelfieSegmenter
+from avatarflow_matting.bootstrap import warm_up
+from avatarflow_matting.core import cut_out
 warm_up()
-matter = Matter()
+matter = SelfieSegmenter()
 cut_out(np.load(os.environ["BENCH_IMAGE"]), None, matter=matter)
 print(f"{time.perf_counter() - started:.3f}")
 """
@@ -77,12 +79,14 @@ def main() -> int:
     import psutil
 
     cv2.setNumThreads(1)
-    from avatarflow_matting.core import Matter, cut_out, warm_up
+    from avatarflow_matting.adapters.segmentation import SelfieSegmenter
+    from avatarflow_matting.bootstrap import warm_up
+    from avatarflow_matting.core import cut_out
 
     image = load_portrait()
     print(f"portrait {image.shape[1]}x{image.shape[0]} ({image.shape[0] * image.shape[1] / 1e6:.2f} MP)")
     print(f"warm_up (this process): {warm_up():.2f} s")
-    matter = Matter()
+    matter = SelfieSegmenter()
     cut_out(image, None, matter=matter)  # first call pays one-off allocations
     floor, whole, floor_cpu, whole_cpu = [], [], [], []
     for _ in range(args.runs):  # interleaved so both see the same machine load

@@ -31,7 +31,7 @@ cv2.setNumThreads(1)
 import numpy as np  # noqa: E402
 import psutil  # noqa: E402
 from avatarflow_imaging import decode_image  # noqa: E402
-from avatarflow_validator.core import Validator  # noqa: E402
+from avatarflow_validator.bootstrap import open_validator  # noqa: E402
 from PIL import Image  # noqa: E402
 
 SHARED = Path(os.environ.get("AVATARFLOW_SHARED_DIR", Path(__file__).resolve().parents[1] / ".." / "shared"))
@@ -65,7 +65,7 @@ def main() -> None:
         image.convert("RGB").resize((1000, 1000), Image.Resampling.LANCZOS).save(buffer, "JPEG", quality=92)
         mp_size = image.size
     one_mp = buffer.getvalue()
-    validator = Validator()
+    validator = open_validator()
     analyzer = validator._analyzer  # MediaPipe alone: same graphs, already-decoded working image
     for label, data, size in (
         ("1 MP", one_mp, (1000, 1000)),

@@ -48,7 +48,9 @@ def main() -> int:
     import cv2
 
     cv2.setNumThreads(1)
-    from avatarflow_matting.core import Matter, alpha, cut_out, figure, kernels, pipeline, warm_up
+    from avatarflow_matting.adapters.segmentation import SelfieSegmenter
+    from avatarflow_matting.bootstrap import warm_up
+    from avatarflow_matting.core import alpha, cut_out, figure, kernels, pipeline
     from bench_matting import load_portrait
 
     spent: dict[str, float] = collections.defaultdict(float)
@@ -78,7 +80,7 @@ def main() -> int:
 
     image = load_portrait()
     warm_up()
-    matter = Matter()
+    matter = SelfieSegmenter()
     for _ in range(3):
         cut_out(image, None, matter=matter)
     spent.clear()

@@ -32,9 +32,9 @@ def shared() -> Path:
 
 @pytest.fixture(scope="session")
 def matter():
-    from avatarflow_matting.core import Matter
+    from avatarflow_matting.adapters.segmentation import SelfieSegmenter
 
-    with Matter() as instance:
+    with SelfieSegmenter() as instance:
         yield instance
 
 

@@ -36,10 +36,10 @@ def test_an_uncertain_patch_of_backdrop_is_decided_by_the_image():
 def test_painted_edges_lose_faint_streaks_with_the_illustration_hint(shared, matter):
     """oil-painting-peasant-man: with the hint, the edge's faint alpha (painted background mixed
     in) is cut by more than half while the figure's coverage stays the same."""
-    from avatarflow_validator.core import Validator
+    from avatarflow_validator.bootstrap import open_validator
 
     data = (shared / "avatar-images" / "accept_illustration__oil-painting-peasant-man.png").read_bytes()
-    outcome = Validator().validate_bytes(data)
+    outcome = open_validator().validate_bytes(data)
     assert outcome.accepted and outcome.face is not None and outcome.image is not None
     cuts = {
         hint: cut_out(outcome.image.rgb, outcome.face, illustration_hint=hint, matter=matter) for hint in (False, True)

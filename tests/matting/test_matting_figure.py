@@ -115,10 +115,10 @@ def test_background_the_segmentation_passed_through_is_opened():
 def test_real_photo_logo_beside_the_neck_is_dropped(shared, matter):
     """accept_photo__bald-man-white-bg: the person model also takes a red logo on the backdrop
     beside the neck; the cut-out keeps only the figure connected to the face."""
-    from avatarflow_validator.core import Validator
+    from avatarflow_validator.bootstrap import open_validator
 
     data = (shared / "avatar-images" / "accept_photo__bald-man-white-bg.jpg").read_bytes()
-    outcome = Validator().validate_bytes(data)
+    outcome = open_validator().validate_bytes(data)
     assert outcome.accepted and outcome.face is not None and outcome.image is not None
     results = {}
     for cleanup in (False, True):

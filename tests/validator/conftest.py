@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from avatarflow_validator.bootstrap import open_validator
 from avatarflow_validator.core import Validator
 
 SHARED = Path(os.environ.get("AVATARFLOW_SHARED_DIR", Path(__file__).resolve().parents[2] / ".." / "shared"))
@@ -19,5 +20,5 @@ def shared_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def validator() -> Iterator[Validator]:
-    with Validator() as instance:
+    with open_validator() as instance:
         yield instance

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from avatarflow_validator import decision_training, fitting
+from avatarflow_validator.bootstrap import open_validator
 from avatarflow_validator.core import Validator
 from avatarflow_validator.core import decision_model as dm
 from avatarflow_validator.corpus import MANIFEST, RESERVED_REPOSITORIES, read_manifest
@@ -165,7 +166,7 @@ def test_validator_applies_the_packaged_model_as_the_evaluation_recomputes_it(
     labels = read_labels(shared_dir / "avatar-images" / "labels.csv")
     picked = [label for label in labels if label.file.startswith(("accept_photo", "blurry", "not_frontal", "mouth"))]
     assert len(picked) >= 12
-    hand_only = Validator(decision_model=None)
+    hand_only = open_validator(decision_model=None)
     try:
         for label in picked[:16]:
             data = (shared_dir / "avatar-images" / label.file).read_bytes()

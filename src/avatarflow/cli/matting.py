@@ -71,7 +71,7 @@ def _load_grey(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
 
 
 def _reference_foreground(kind: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-    from avatarflow_matting.core.jit import import_pymatting
+    from avatarflow_matting.evaluation import import_pymatting
 
     pymatting = import_pymatting()
     estimator = pymatting.estimate_foreground_cf if kind == "cf" else pymatting.estimate_foreground_ml
@@ -87,7 +87,8 @@ def evaluate(
     directory: Path, *, peers: bool = True, peer_limit: int | None = None, reference: str = "ml"
 ) -> Iterator[Row]:
     """Yield one row per (image, method); the heavy imports happen here, not at CLI start."""
-    from avatarflow_matting.core import Matter, estimate_alpha_with_trimap, estimate_foreground, matte
+    from avatarflow_matting.adapters.segmentation import SelfieSegmenter
+    from avatarflow_matting.core import estimate_alpha_with_trimap, estimate_foreground, matte
     from avatarflow_matting.evaluation import score
 
     reference_fg = _reference_foreground(reference)
@@ -124,7 +125,7 @@ def evaluate(
     with_reference = [p for p in inputs if (peer_dir / p.name.replace(".input.jpg", ".p3mnet.png")).exists()]
     with_rembg = [p for p in inputs if (peer_dir / p.name.replace(".input.jpg", ".rembg.png")).exists()]
     portraits = with_reference[:peer_limit] + [p for p in with_rembg if p.name.startswith("girl-")]
-    with Matter() as matter:
+    with SelfieSegmenter() as matter:
         for input_path in portraits:
             name = input_path.name.removesuffix(".input.jpg")
             image = _load_rgb(input_path)
@@ -176,12 +177,13 @@ def edge_figure(directory: Path, output: Path, tile: int = 72, zoom: int = 3) ->
     so only these small crops are written.
     """
     import cv2
-    from avatarflow_matting.core import Matter, encode_png, matte
+    from avatarflow_matting.adapters.segmentation import SelfieSegmenter
+    from avatarflow_matting.core import encode_png, matte
     from avatarflow_matting.evaluation import halo_band, over_green
     from PIL import Image
 
     rows = []
-    with Matter() as matter:
+    with SelfieSegmenter() as matter:
         for input_path in sorted((directory / "peer").glob("girl-*.input.jpg")):
             name = input_path.name.removesuffix(".input.jpg")
             image = _load_rgb(input_path)
@@ -230,12 +232,13 @@ def figure_rows(images: list[Path]) -> Iterator[FigureRow]:
     as in the service; figures are measured on the 1024 px canvas alpha, seeded with the face
     landmarks mapped onto the canvas (``figure.detached_figures``).
     """
-    from avatarflow_matting.core import Matter, cut_out
+    from avatarflow_matting.adapters.segmentation import SelfieSegmenter
+    from avatarflow_matting.core import cut_out
     from avatarflow_matting.core.figure import detached_figures, seed_points
-    from avatarflow_validator.core import Validator
+    from avatarflow_validator.bootstrap import open_validator
 
-    validator = Validator()
-    with Matter() as matter:
+    validator = open_validator()
+    with SelfieSegmenter() as matter:
         for path in images:
             outcome = validator.validate_bytes(path.read_bytes())
             if not outcome.accepted or outcome.image is None or outcome.face is None:

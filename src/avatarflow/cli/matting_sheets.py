@@ -142,14 +142,14 @@ def build_sheet(name: str, image_rgb: np.ndarray, face: object, hint: bool, matt
 
 
 def _run(args: argparse.Namespace) -> int:
-    from avatarflow_matting.core import Matter
-    from avatarflow_validator.core import Validator
+    from avatarflow_matting.adapters.segmentation import SelfieSegmenter
+    from avatarflow_validator.bootstrap import open_validator
     from PIL import Image
 
     folders = {"images": Path(args.images_dir), "peer": Path(args.matting_dir) / "peer"}
     out = Path(args.out)
-    validator = Validator()
-    with Matter() as matter:
+    validator = open_validator()
+    with SelfieSegmenter() as matter:
         for folder, file, why in SHEET_IMAGES:
             path = folders[folder] / file
             if not path.is_file():

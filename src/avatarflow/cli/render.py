@@ -33,8 +33,9 @@ def run_render(args: argparse.Namespace) -> int:
     from avatarflow_animator.espeak import EspeakNg
     from avatarflow_animator.speech import SpeechUnavailable
     from avatarflow_contracts import editor_message
-    from avatarflow_matting.core import Matter, cut_out
-    from avatarflow_validator.core import Validator
+    from avatarflow_matting.adapters.segmentation import SelfieSegmenter
+    from avatarflow_matting.core import cut_out
+    from avatarflow_validator.bootstrap import open_validator
 
     try:
         data = args.image.read_bytes()
@@ -42,7 +43,7 @@ def run_render(args: argparse.Namespace) -> int:
         print(f"cannot read {args.image}: {exc}", file=sys.stderr)
         return EXIT_UNREADABLE
 
-    outcome = Validator().validate_bytes(data)
+    outcome = open_validator().validate_bytes(data)
     if not outcome.accepted:
         print(f"rejected: {args.image}")
         for reason in outcome.reasons:
@@ -52,7 +53,7 @@ def run_render(args: argparse.Namespace) -> int:
         print("validator accepted the image but returned no face geometry", file=sys.stderr)
         return EXIT_UNREADABLE
 
-    matter = Matter()
+    matter = SelfieSegmenter()
     try:
         cut = cut_out(outcome.image.rgb, outcome.face, illustration_hint=outcome.illustration_hint, matter=matter)
     finally:

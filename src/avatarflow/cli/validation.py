@@ -80,9 +80,9 @@ def run_check(args: argparse.Namespace) -> int:
         print(f"avatarctl check: no such file: {', '.join(map(str, missing))}", file=sys.stderr)
         return 2
     from avatarflow_contracts import editor_message
-    from avatarflow_validator.core import Validator
+    from avatarflow_validator.bootstrap import open_validator
 
-    with Validator() as validator:
+    with open_validator() as validator:
         for path in args.paths:
             outcome = validator.validate_bytes(path.read_bytes())
             reasons = [str(r) for r in outcome.reasons]
@@ -133,14 +133,14 @@ def run_train_model(args: argparse.Namespace) -> int:
     import csv
 
     from avatarflow_validator import decision_training, fitting
-    from avatarflow_validator.core import Validator
+    from avatarflow_validator.bootstrap import open_validator
     from avatarflow_validator.core.decision_model import PACKAGED
     from avatarflow_validator.evaluation import format_cross_validation, grouped_folds, read_labels
 
     labels = read_labels(args.labels)
     records: dict[str, fitting.Record] = {}
     # The hand-set checks alone: the model's inputs must not depend on a model already shipped.
-    with Validator(decision_model=None) as validator:
+    with open_validator(decision_model=None) as validator:
         for label in labels:
             outcome = validator.validate_bytes((folder / label.file).read_bytes())
             records[label.file] = fitting.record(label.file, outcome.checks, outcome.superseded, outcome.scores)
@@ -164,7 +164,7 @@ def run_eval(args: argparse.Namespace) -> int:
     if not args.labels.is_file():
         print(f"avatarctl eval: no such file: {args.labels}", file=sys.stderr)
         return 2
-    from avatarflow_validator.core import Validator
+    from avatarflow_validator.bootstrap import open_validator
     from avatarflow_validator.evaluation import (
         Decision,
         HaarBaseline,
@@ -192,7 +192,7 @@ def run_eval(args: argparse.Namespace) -> int:
     from avatarflow_validator import fitting
 
     records: dict[str, fitting.Record] = {}
-    with Validator() as validator:
+    with open_validator() as validator:
 
         def ours(file: str, data: bytes) -> Decision:
             outcome = validator.validate_bytes(data)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
-
 from avatarflow_contracts import AvatarFailed, AvatarMatted, ConsumerGroup, Topic
 from avatarflow_runtime.service import DOC_BOOTSTRAP, ServiceRuntime
 from fastapi import FastAPI
 
+from . import bootstrap
+from .adapters.segmentation import SelfieSegmenter
 from .handlers import MattingStage
 from .settings import MattingSettings
 
@@ -16,10 +16,10 @@ DESCRIPTION = "Cuts the subject out with a clean, decontaminated alpha and frame
 
 
 def build_runtime(settings: MattingSettings, *, with_storage: bool = True) -> ServiceRuntime:
-    if settings.numba_cache_dir:
-        os.environ.setdefault("NUMBA_CACHE_DIR", settings.numba_cache_dir)
+    # numba's cache was set when the package was imported (bootstrap.py; AVATARFLOW_NUMBA_CACHE_DIR,
+    # settings.numba_cache_dir, is read there); the worker's warm-up applies the allocator settings.
     runtime = ServiceRuntime.create(settings, with_storage=with_storage)
-    stage = MattingStage(runtime.store, settings)  # type: ignore[arg-type]
+    stage = MattingStage(runtime.store, settings, SelfieSegmenter, bootstrap.warm_up)  # type: ignore[arg-type]
     runtime.bus.declare(Topic.AVATAR_MATTED, AvatarMatted, "The cut-out and its previews are stored")
     runtime.bus.declare(Topic.AVATAR_FAILED, AvatarFailed, "Matting failed for good after retries")
     consumer = runtime.consumer(ConsumerGroup.MATTING, on_failure=stage.on_failure)

@@ -16,10 +16,23 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import ModuleType
 
 import cv2
 import numpy as np
 from scipy import ndimage
+
+from .bootstrap import configure_numba_cache
+
+
+def import_pymatting() -> ModuleType:
+    """Import pymatting (evaluation only: the service never does) with the numba cache configured;
+    the first call compiles or loads its kernels, 30-40 s cold."""
+    configure_numba_cache()
+    import pymatting
+
+    return pymatting
+
 
 GREEN = np.array([0.0, 1.0, 0.0], np.float32)
 HALO_LOW, HALO_HIGH = 0.02, 0.98

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from avatarflow_contracts import AvatarFailed, AvatarMatted, Envelope, FaceValidated
@@ -15,26 +16,36 @@ from avatarflow_runtime.keys import matting_key
 from avatarflow_runtime.logging import get_logger
 from avatarflow_runtime.storage import ObjectStore
 
-from .core import CutOut, Matter, cut_out, encode_png, warm_up
+from .core import CutOut, PersonSegmenter, cut_out, encode_png
 from .settings import MattingSettings
 
 log = get_logger("avatarflow.matting")
 
 
 class MattingStage:
-    def __init__(self, store: ObjectStore, settings: MattingSettings) -> None:
+    def __init__(
+        self,
+        store: ObjectStore,
+        settings: MattingSettings,
+        segmenter: Callable[[], PersonSegmenter],
+        warm_up: Callable[[], float],
+    ) -> None:
+        """At start, on the stage's own thread: ``warm_up`` prepares the process (returns seconds),
+        then ``segmenter`` loads the person model the stage keeps."""
         self.store = store
         self.settings = settings
+        self.segmenter = segmenter
+        self.warm_up = warm_up
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="matting")
-        self.matter: Matter | None = None
+        self.matter: PersonSegmenter | None = None
         self.cold_start_s: float | None = None
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
         # Load the JIT cache (or compile into it) before the first message, not during it.
-        jit_s = await loop.run_in_executor(self.executor, warm_up)
-        self.matter = await loop.run_in_executor(self.executor, Matter)
+        jit_s = await loop.run_in_executor(self.executor, self.warm_up)
+        self.matter = await loop.run_in_executor(self.executor, self.segmenter)
         self.cold_start_s = time.perf_counter() - started
         log.info("matting_warm", jit_seconds=round(jit_s, 3), cold_start_seconds=round(self.cold_start_s, 3))
 
@@ -48,6 +59,7 @@ class MattingStage:
             image = decode_image(data, max_long_side=self.settings.matting_decode_long_side)
         except ImageError as exc:  # the validator decoded it, so this means storage handed us other bytes
             raise PermanentError("unprocessable_image", f"cannot decode original: {exc}") from exc
+        assert self.matter is not None, "stage not started"
         return cut_out(image.rgb, event.face, illustration_hint=event.illustration_hint, matter=self.matter)
 
     async def handle(self, event: FaceValidated) -> list[Envelope]:

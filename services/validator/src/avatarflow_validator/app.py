@@ -12,6 +12,7 @@ from avatarflow_contracts import (
 from avatarflow_runtime.service import DOC_BOOTSTRAP, ServiceRuntime
 from fastapi import FastAPI
 
+from . import bootstrap
 from .api import build_router
 from .handlers import ValidationStage
 from .precheck import PrecheckPool
@@ -23,7 +24,7 @@ DESCRIPTION = "Decides whether an uploaded image can become an avatar; also answ
 
 def build_runtime(settings: ValidatorSettings, *, with_storage: bool = True) -> tuple[ServiceRuntime, ValidationStage]:
     runtime = ServiceRuntime.create(settings, with_storage=with_storage)
-    stage = ValidationStage(runtime.store, settings)  # type: ignore[arg-type]
+    stage = ValidationStage(runtime.store, settings, bootstrap.open_validator)  # type: ignore[arg-type]
     runtime.bus.declare(Topic.FACE_VALIDATED, FaceValidated, "The image can become an avatar")
     runtime.bus.declare(Topic.FACE_REJECTED, FaceRejected, "The image was rejected, with every failed check")
     runtime.bus.declare(Topic.AVATAR_FAILED, AvatarFailed, "Validation failed for good after retries")
@@ -36,8 +37,12 @@ def build_runtime(settings: ValidatorSettings, *, with_storage: bool = True) -> 
 
 def create_app(settings: ValidatorSettings | None = None) -> FastAPI:
     settings = settings or ValidatorSettings()
+    bootstrap.configure_process()
     runtime, stage = build_runtime(settings)
-    pool = PrecheckPool(settings.validator_precheck_workers, settings.validator_precheck_queue)
+    # Each lane builds its own validator on its own thread (MediaPipe graphs are not thread-safe).
+    pool = PrecheckPool(
+        settings.validator_precheck_workers, settings.validator_precheck_queue, bootstrap.open_validator
+    )
     runtime.on_startup.append(pool.start)
     runtime.on_shutdown.append(pool.stop)
     return runtime.build_app(title=TITLE, description=DESCRIPTION, routers=[build_router(stage, pool, settings)])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from avatarflow_contracts import (
@@ -30,15 +31,17 @@ WARNINGS = Counter("avatarflow_validator_warnings_total", "Warnings raised on up
 
 
 class ValidationStage:
-    def __init__(self, store: ObjectStore, settings: ValidatorSettings) -> None:
+    def __init__(self, store: ObjectStore, settings: ValidatorSettings, factory: Callable[[], Validator]) -> None:
+        """``factory`` builds the validator (with its models) on the stage's own thread at start."""
         self.store = store
         self.settings = settings
+        self.factory = factory
         # MediaPipe graphs are not thread-safe: one worker thread owns the validator.
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="validator")
         self.validator: Validator | None = None
 
     async def start(self) -> None:
-        self.validator = await asyncio.get_running_loop().run_in_executor(self.executor, Validator)
+        self.validator = await asyncio.get_running_loop().run_in_executor(self.executor, self.factory)
 
     async def stop(self) -> None:
         if self.validator is not None:

@@ -52,7 +52,8 @@ class _Lane:
 
 
 class PrecheckPool:
-    def __init__(self, workers: int, queue: int, factory: Callable[[], Validator] = Validator) -> None:
+    def __init__(self, workers: int, queue: int, factory: Callable[[], Validator]) -> None:
+        """``factory`` builds one lane's validator, on that lane's thread (``bootstrap.open_validator``)."""
         self._lanes = [_Lane(i, factory) for i in range(workers)]
         self._free: asyncio.Queue[_Lane] | None = None
         self.capacity = workers + queue

@@ -3,19 +3,15 @@
 Each runs once over the edge band's pixels (tens of thousands per megapixel). Written with numpy,
 every step allocates several (N, 3) temporaries and passes over them one operation at a time; as
 single compiled loops they read each pixel once, which is what makes the band, not the image, the
-cost. ``cache=True`` writes the compiled code to ``NUMBA_CACHE_DIR`` (see jit.py): a new worker
-loads it instead of compiling.
+cost. ``cache=True`` writes the compiled code to ``NUMBA_CACHE_DIR``, which the package's
+bootstrap (``avatarflow_matting/bootstrap.py``) sets before this module first imports numba: a new
+worker loads the compiled code instead of compiling.
 """
 
 from __future__ import annotations
 
 import numpy as np
-
-from .jit import configure_numba_cache
-
-configure_numba_cache()  # before numba's first import: it reads the cache location then
-
-from numba import njit  # noqa: E402
+from numba import njit
 
 # Alpha this close to 0 or 1 is treated as exactly 0 or 1 (below 8-bit visibility after rounding).
 SNAP = np.float32(1.0 / 255.0)

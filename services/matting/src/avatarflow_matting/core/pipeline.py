@@ -17,7 +17,7 @@ from .foreground import foreground_at
 from .framing import CANVAS_SIZE, Framing, framing_from_face, framing_from_mask, map_face
 from .grid import Grid
 from .illustration import face_hull_mask, grabcut_mask
-from .segmentation import MODEL_INPUT_SIZE, Matter
+from .segmentation import MODEL_INPUT_SIZE, PersonSegmenter
 
 Method = Literal["person_model", "illustration_grabcut"]
 
@@ -226,20 +226,14 @@ def matte(
     face: FaceGeometry | None = None,
     *,
     illustration_hint: bool = False,
-    matter: Matter | None = None,
+    matter: PersonSegmenter,
     cleanup: bool = True,
 ) -> Matte:
     """Matte the whole image at its own resolution (no framing): what the evaluation compares.
     ``cleanup=False``: without the figure and edge steps (see ``_matte_region``), for comparisons."""
     image = _as_rgb_u8(image_rgb)
     height, width = image.shape[:2]
-    own = matter is None
-    matter = matter or Matter()
-    try:
-        person = matter.person_mask(image)
-    finally:
-        if own:
-            matter.close()
+    person = matter.person_mask(image)
     landmarks = _landmarks_xy(face, width, height) if face is not None else None
     seeds = figure.seed_points(landmarks, (height, width))
     region = _matte_region(
@@ -343,7 +337,7 @@ def cut_out(
     face: FaceGeometry | None,
     *,
     illustration_hint: bool = False,
-    matter: Matter | None = None,
+    matter: PersonSegmenter,
     cleanup: bool = True,
 ) -> CutOut:
     """Cut the subject out and frame it on the avatar canvas (see framing.py for the rules).
@@ -355,13 +349,7 @@ def cut_out(
     """
     image = _as_rgb_u8(image_rgb)
     height, width = image.shape[:2]
-    own = matter is None
-    matter = matter or Matter()
-    try:
-        person = matter.person_mask(image)
-    finally:
-        if own:
-            matter.close()
+    person = matter.person_mask(image)
     framing = framing_from_face(face, width, height) if face is not None else framing_from_mask(person)
 
     # Reduce to canvas scale first when the frame shrinks the image.

@@ -1,4 +1,9 @@
-"""MediaPipe face detection + 478-point face mesh, and head pose from the landmarks.
+"""What the checks know about the faces in an image, and the port that finds them.
+
+:class:`FaceAnalyzer` is the port: the core asks it for a :class:`FaceAnalysis` and never sees the
+model behind it (the service's is MediaPipe's face detection + 478-point face mesh, in
+``adapters/mediapipe.py``). The pure geometry every analyzer shares lives here too: merging the
+detectors' boxes into faces, and the head pose fitted to the mesh landmarks.
 
 Coordinates everywhere in this module are pixels of the *working image* (the decoded, upright,
 possibly reduced image that :class:`~avatarflow_imaging.DecodedImage` holds). Multiply by
@@ -7,31 +12,25 @@ possibly reduced image that :class:`~avatarflow_imaging.DecodedImage` holds). Mu
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-
-# MediaPipe/TFLite and OpenCV read these when they start their thread pools.
-os.environ.setdefault("GLOG_minloglevel", "2")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from typing import Protocol
 
 import cv2
 import numpy as np
-from mediapipe.python.solutions import face_detection as mp_face_detection
-from mediapipe.python.solutions import face_mesh as mp_face_mesh
 
 from . import landmarks as lm
 
 
 @dataclass(frozen=True)
 class Detection:
-    """One face found by a MediaPipe detector (working-image pixels)."""
+    """One face found by a face detector (working-image pixels)."""
 
     x: float
     y: float
     width: float
     height: float
     score: float
-    model: str  # "short_range" or "full_range"
+    model: str  # which detector saw it (MediaPipe: "short_range" or "full_range")
     keypoints: tuple[tuple[float, float], ...]  # right eye, left eye, nose, mouth, right ear, left ear
 
     @property
@@ -151,89 +150,18 @@ def head_pose(landmarks: np.ndarray, image_width: int, image_height: int) -> Hea
     return HeadPoseDegrees(yaw=yaw, pitch=pitch, roll=roll)
 
 
-class FaceAnalyzer:
-    """Holds the MediaPipe graphs (created once; reuse across images; not thread-safe)."""
+class FaceAnalyzer(Protocol):
+    """Finds the faces in a working image (the port the :class:`~.validator.Validator` uses).
 
-    # Mesh input: the main face's box grown by this factor on each side, then at most this many px.
-    MESH_CROP_EXPANSION = 2.2
-    MESH_CROP_MAX_SIDE = 384
-
-    def __init__(self, min_detection_confidence: float = 0.5) -> None:
-        self._short = mp_face_detection.FaceDetection(
-            model_selection=0, min_detection_confidence=min_detection_confidence
-        )
-        self._full = mp_face_detection.FaceDetection(
-            model_selection=1, min_detection_confidence=min_detection_confidence
-        )
-        self._mesh = mp_face_mesh.FaceMesh(
-            static_image_mode=True, max_num_faces=1, refine_landmarks=True, min_detection_confidence=0.5
-        )
-
-    def close(self) -> None:
-        for graph in (self._short, self._full, self._mesh):
-            graph.close()
+    An implementation holds its models, is created once and reused across images, and need not be
+    thread-safe: each worker thread owns its own (MediaPipe graphs are not thread-safe).
+    """
 
     def analyse(self, rgb: np.ndarray) -> FaceAnalysis:
-        height, width = rgb.shape[:2]
-        if min(height, width) < 8:
-            return FaceAnalysis(width, height, (), None, None)
-        found: list[Detection] = []
-        for name, graph in (("short_range", self._short), ("full_range", self._full)):
-            found.extend(self._detect(graph, name, rgb))
-        detections = merge_detections(found)
-        landmarks = self._mesh_main_face(rgb, detections[0]) if detections else None
-        pose = head_pose(landmarks, width, height) if landmarks is not None else None
-        return FaceAnalysis(width, height, detections, landmarks, pose, tuple(found))
+        """Faces of an (H, W, 3) uint8 RGB image: de-duplicated detections (main face first, see
+        :func:`merge_detections`), the main face's (478, 3) landmarks and its head pose."""
+        ...
 
-    @staticmethod
-    def _detect(graph: mp_face_detection.FaceDetection, name: str, rgb: np.ndarray) -> list[Detection]:
-        height, width = rgb.shape[:2]
-        result = graph.process(rgb)
-        out: list[Detection] = []
-        for detection in result.detections or []:
-            box = detection.location_data.relative_bounding_box
-            keypoints = tuple(
-                (float(k.x * width), float(k.y * height)) for k in detection.location_data.relative_keypoints
-            )
-            out.append(
-                Detection(
-                    x=float(box.xmin * width),
-                    y=float(box.ymin * height),
-                    width=float(box.width * width),
-                    height=float(box.height * height),
-                    score=float(detection.score[0]),
-                    model=name,
-                    keypoints=keypoints,
-                )
-            )
-        return out
-
-    def _mesh_main_face(self, rgb: np.ndarray, face: Detection) -> np.ndarray | None:
-        """Run the mesh on a square crop around the main face so it meshes *that* face.
-
-        The crop is padded with edge pixels where it leaves the image and reduced to at most
-        MESH_CROP_MAX_SIDE (the mesh itself works at 192-256 px), then mapped back.
-        """
-        height, width = rgb.shape[:2]
-        cx, cy = face.center
-        side = max(face.width, face.height) * self.MESH_CROP_EXPANSION
-        side = max(side, 32.0)
-        x0, y0 = round(cx - side / 2), round(cy - side / 2)
-        side_px = round(side)
-        pad = (max(0, -y0), max(0, y0 + side_px - height), max(0, -x0), max(0, x0 + side_px - width))
-        crop = rgb[max(0, y0) : min(height, y0 + side_px), max(0, x0) : min(width, x0 + side_px)]
-        if any(pad):
-            crop = cv2.copyMakeBorder(crop, *pad, borderType=cv2.BORDER_REPLICATE)
-        factor = 1.0
-        if side_px > self.MESH_CROP_MAX_SIDE:
-            factor = self.MESH_CROP_MAX_SIDE / side_px
-            crop = cv2.resize(crop, (self.MESH_CROP_MAX_SIDE, self.MESH_CROP_MAX_SIDE), interpolation=cv2.INTER_AREA)
-        result = self._mesh.process(np.ascontiguousarray(crop))
-        if not result.multi_face_landmarks:
-            return None
-        points = result.multi_face_landmarks[0].landmark
-        crop_side = crop.shape[1]
-        mesh = np.array([(p.x, p.y, p.z) for p in points], dtype=np.float64) * crop_side / factor
-        mesh[:, 0] += x0
-        mesh[:, 1] += y0
-        return mesh
+    def close(self) -> None:
+        """Release the models."""
+        ...

@@ -113,22 +113,28 @@ def _rejection(reason: ReasonCode, checks_run: list[CheckResult], image: Decoded
 
 
 class Validator:
-    """Holds the MediaPipe models; create one per worker (thread-unsafe) and reuse it."""
+    """Decides over one :class:`FaceAnalyzer`'s findings; owns (and closes) the analyzer.
+
+    The analyzer's models are not thread-safe, so create one validator per worker and reuse it
+    (the service's, with MediaPipe: :func:`avatarflow_validator.bootstrap.open_validator`).
+    """
 
     def __init__(
         self,
+        analyzer: FaceAnalyzer,
         thresholds: ValidatorThresholds | None = None,
         decision_model: dm.DecisionModel | str | None = "packaged",
     ) -> None:
-        """``decision_model``: "packaged" (the fitted model shipped in the package), a model, or
-        None for the hand-set thresholds alone."""
+        """``analyzer`` should detect with ``thresholds.detection_confidence``; ``decision_model``:
+        "packaged" (the fitted model shipped in the package), a model, or None for the hand-set
+        thresholds alone."""
         self.thresholds = thresholds or ValidatorThresholds()
         if isinstance(decision_model, str) and decision_model != "packaged":
             raise ValueError(f"decision_model: {decision_model!r}")
         self.decision_model: dm.DecisionModel | None = (
             dm.load_packaged() if isinstance(decision_model, str) else decision_model
         )
-        self._analyzer = FaceAnalyzer(min_detection_confidence=self.thresholds.detection_confidence)
+        self._analyzer = analyzer
 
     def close(self) -> None:
         self._analyzer.close()

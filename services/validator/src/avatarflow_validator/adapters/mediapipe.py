@@ -1,0 +1,108 @@
+"""MediaPipe face detection + 478-point face mesh: the validator's face analyzer.
+
+Implements the core's :class:`~avatarflow_validator.core.face_analysis.FaceAnalyzer` port. Build it
+through :func:`avatarflow_validator.bootstrap.open_validator`, which quiets MediaPipe's native
+logging before this module first loads MediaPipe (glog and TFLite read those variables then).
+Coordinates are working-image pixels, as everywhere in the core.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from mediapipe.python.solutions import face_detection as mp_face_detection
+from mediapipe.python.solutions import face_mesh as mp_face_mesh
+
+from ..core.face_analysis import Detection, FaceAnalysis, head_pose, merge_detections
+
+
+class MediaPipeFaceAnalyzer:
+    """The :class:`~avatarflow_validator.core.face_analysis.FaceAnalyzer` the service runs: MediaPipe's
+    short- and full-range face detectors and its refined face mesh.
+
+    Holds the MediaPipe graphs (created once; reuse across images; not thread-safe).
+    """
+
+    # Mesh input: the main face's box grown by this factor on each side, then at most this many px.
+    MESH_CROP_EXPANSION = 2.2
+    MESH_CROP_MAX_SIDE = 384
+
+    def __init__(self, min_detection_confidence: float = 0.5) -> None:
+        self._short = mp_face_detection.FaceDetection(
+            model_selection=0, min_detection_confidence=min_detection_confidence
+        )
+        self._full = mp_face_detection.FaceDetection(
+            model_selection=1, min_detection_confidence=min_detection_confidence
+        )
+        self._mesh = mp_face_mesh.FaceMesh(
+            static_image_mode=True, max_num_faces=1, refine_landmarks=True, min_detection_confidence=0.5
+        )
+
+    def close(self) -> None:
+        for graph in (self._short, self._full, self._mesh):
+            graph.close()
+
+    def analyse(self, rgb: np.ndarray) -> FaceAnalysis:
+        height, width = rgb.shape[:2]
+        if min(height, width) < 8:
+            return FaceAnalysis(width, height, (), None, None)
+        found: list[Detection] = []
+        for name, graph in (("short_range", self._short), ("full_range", self._full)):
+            found.extend(self._detect(graph, name, rgb))
+        detections = merge_detections(found)
+        landmarks = self._mesh_main_face(rgb, detections[0]) if detections else None
+        pose = head_pose(landmarks, width, height) if landmarks is not None else None
+        return FaceAnalysis(width, height, detections, landmarks, pose, tuple(found))
+
+    @staticmethod
+    def _detect(graph: mp_face_detection.FaceDetection, name: str, rgb: np.ndarray) -> list[Detection]:
+        height, width = rgb.shape[:2]
+        result = graph.process(rgb)
+        out: list[Detection] = []
+        for detection in result.detections or []:
+            box = detection.location_data.relative_bounding_box
+            keypoints = tuple(
+                (float(k.x * width), float(k.y * height)) for k in detection.location_data.relative_keypoints
+            )
+            out.append(
+                Detection(
+                    x=float(box.xmin * width),
+                    y=float(box.ymin * height),
+                    width=float(box.width * width),
+                    height=float(box.height * height),
+                    score=float(detection.score[0]),
+                    model=name,
+                    keypoints=keypoints,
+                )
+            )
+        return out
+
+    def _mesh_main_face(self, rgb: np.ndarray, face: Detection) -> np.ndarray | None:
+        """Run the mesh on a square crop around the main face so it meshes *that* face.
+
+        The crop is padded with edge pixels where it leaves the image and reduced to at most
+        MESH_CROP_MAX_SIDE (the mesh itself works at 192-256 px), then mapped back.
+        """
+        height, width = rgb.shape[:2]
+        cx, cy = face.center
+        side = max(face.width, face.height) * self.MESH_CROP_EXPANSION
+        side = max(side, 32.0)
+        x0, y0 = round(cx - side / 2), round(cy - side / 2)
+        side_px = round(side)
+        pad = (max(0, -y0), max(0, y0 + side_px - height), max(0, -x0), max(0, x0 + side_px - width))
+        crop = rgb[max(0, y0) : min(height, y0 + side_px), max(0, x0) : min(width, x0 + side_px)]
+        if any(pad):
+            crop = cv2.copyMakeBorder(crop, *pad, borderType=cv2.BORDER_REPLICATE)
+        factor = 1.0
+        if side_px > self.MESH_CROP_MAX_SIDE:
+            factor = self.MESH_CROP_MAX_SIDE / side_px
+            crop = cv2.resize(crop, (self.MESH_CROP_MAX_SIDE, self.MESH_CROP_MAX_SIDE), interpolation=cv2.INTER_AREA)
+        result = self._mesh.process(np.ascontiguousarray(crop))
+        if not result.multi_face_landmarks:
+            return None
+        points = result.multi_face_landmarks[0].landmark
+        crop_side = crop.shape[1]
+        mesh = np.array([(p.x, p.y, p.z) for p in points], dtype=np.float64) * crop_side / factor
+        mesh[:, 0] += x0
+        mesh[:, 1] += y0
+        return mesh
