@@ -26,20 +26,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "animator
 
 import numpy as np
 from animator_probe import Cutout, accepted_images, atlas_cells, check_pack, issue_measures, make_cutout
+from avatarflow_animator.adapters.espeak import EspeakNg
+from avatarflow_animator.adapters.onnx_renderer import OnnxWarpRenderer
+from avatarflow_animator.bootstrap import render_pack
 from avatarflow_animator.core import (
     EXTRA_CELLS,
     FPS,
     IDLE_SECONDS,
     OUTPUT_SIZE,
-    OnnxWarpRenderer,
+    RenderRequest,
     downscale_cutout,
-    render_pack,
     scale_face,
 )
-from avatarflow_animator.espeak import EspeakNg
-from avatarflow_animator.poses import VISEME_POSES
-from avatarflow_animator.renderer import RenderRequest
-from avatarflow_animator.timeline import idle_poses
+from avatarflow_animator.core.poses import VISEME_POSES
+from avatarflow_animator.core.timeline import idle_poses
 from avatarflow_contracts.manifest import OVR_VISEMES
 
 

@@ -20,10 +20,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "animator
 
 import numpy as np
 from animator_probe import accepted_images, make_cutout
-from avatarflow_animator.core import OUTPUT_SIZE, OnnxWarpRenderer, downscale_cutout, scale_face
-from avatarflow_animator.poses import VISEME_POSES, FacePose
-from avatarflow_animator.renderer import RenderRequest
-from avatarflow_animator.timeline import idle_poses
+from avatarflow_animator.adapters.onnx_renderer import OnnxWarpRenderer
+from avatarflow_animator.core import OUTPUT_SIZE, RenderRequest, downscale_cutout, scale_face
+from avatarflow_animator.core.poses import VISEME_POSES, FacePose
+from avatarflow_animator.core.timeline import idle_poses
 from avatarflow_contracts.manifest import OVR_VISEMES
 from PIL import Image, ImageDraw
 

@@ -33,9 +33,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "animator
 
 import onnxruntime as ort  # noqa: E402
 from animator_probe import accepted_images, make_cutout  # noqa: E402
-from avatarflow_animator.core import OUTPUT_SIZE, OnnxWarpRenderer, render_pack  # noqa: E402
-from avatarflow_animator.espeak import EspeakNg  # noqa: E402
-from avatarflow_animator.renderer import CPU_PROVIDER, CUDA_PROVIDER  # noqa: E402
+from avatarflow_animator.adapters.espeak import EspeakNg  # noqa: E402
+from avatarflow_animator.adapters.onnx_renderer import CPU_PROVIDER, CUDA_PROVIDER, OnnxWarpRenderer  # noqa: E402
+from avatarflow_animator.bootstrap import render_pack  # noqa: E402
+from avatarflow_animator.core import OUTPUT_SIZE  # noqa: E402
 from onnx import TensorProto, helper  # noqa: E402
 
 TARGET_PACK_SECONDS = 5.0

@@ -11,18 +11,18 @@ os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 import numpy as np
 import pytest
 from animator_probe import IMAGES_DIR, Cutout, make_cutout
+from avatarflow_animator.adapters.espeak import EspeakNg
+from avatarflow_animator.adapters.onnx_renderer import OnnxWarpRenderer
+from avatarflow_animator.bootstrap import render_pack
 from avatarflow_animator.core import (
     FPS,
     IDLE_SECONDS,
     AvatarPack,
-    OnnxWarpRenderer,
+    RenderRequest,
     downscale_cutout,
-    render_pack,
     scale_face,
 )
-from avatarflow_animator.espeak import EspeakNg
-from avatarflow_animator.renderer import RenderRequest
-from avatarflow_animator.timeline import idle_poses
+from avatarflow_animator.core.timeline import idle_poses
 
 # Photos AND illustrations; a few only, to keep the suite short (the benchmark script runs all).
 SAMPLE_IMAGES = (

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from animator_fixtures import SAMPLE_IMAGES
 from animator_probe import atlas_cells, check_pack, decode_webm_rgba
-from avatarflow_animator import renderer as renderer_module
-from avatarflow_animator.core import downscale_cutout, render_pack, scale_face
-from avatarflow_animator.poses import REST, VISEME_POSES, FacePose
-from avatarflow_animator.renderer import RenderRequest
+from avatarflow_animator.adapters import onnx_renderer as renderer_module
+from avatarflow_animator.bootstrap import render_pack
+from avatarflow_animator.core import RenderRequest, downscale_cutout, scale_face
+from avatarflow_animator.core.poses import REST, VISEME_POSES, FacePose
 from avatarflow_contracts.manifest import MANIFEST_VERSION, OVR_VISEMES, AvatarManifest
 
 

@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 from animator_fixtures import SAMPLE_IMAGES
 from animator_probe import atlas_cells, decode_webm_rgba
-from avatarflow_animator import espeak
-from avatarflow_animator.core import FPS, render_pack
-from avatarflow_animator.espeak import EspeakNg
-from avatarflow_animator.poses import VISEME_POSES
-from avatarflow_animator.speech import (
+from avatarflow_animator.adapters import espeak
+from avatarflow_animator.adapters.espeak import EspeakNg
+from avatarflow_animator.bootstrap import render_pack
+from avatarflow_animator.core import FPS
+from avatarflow_animator.core.poses import VISEME_POSES
+from avatarflow_animator.core.speech import (
     EDGE_SILENCE_SECONDS,
     Speech,
     SpeechUnavailable,

@@ -7,10 +7,9 @@ import itertools
 import numpy as np
 import onnx
 import pytest
-from avatarflow_animator.graph import OPSET, build_warp_graph
-from avatarflow_animator.poses import REST, VISEME_POSES, FacePose
-from avatarflow_animator.renderer import _runs
-from avatarflow_animator.rig import (
+from avatarflow_animator.adapters.onnx_graph import OPSET, build_warp_graph
+from avatarflow_animator.core.poses import REST, VISEME_POSES, FacePose
+from avatarflow_animator.core.rig import (
     BROWS_LOWER,
     CHIN,
     FOREHEAD_TOP,
@@ -26,8 +25,9 @@ from avatarflow_animator.rig import (
     RIGHT_EYE_UPPER,
     FaceRig,
 )
-from avatarflow_animator.timeline import ROLL_LEVER_PX, TURN_LEVER_PX, idle_poses
-from avatarflow_animator.visemes import letter_to_sound, text_to_visemes
+from avatarflow_animator.core.timeline import ROLL_LEVER_PX, TURN_LEVER_PX, idle_poses
+from avatarflow_animator.core.visemes import letter_to_sound, text_to_visemes
+from avatarflow_animator.core.warp import _runs
 from avatarflow_contracts.manifest import AZURE_VISEME_TO_OVR, OVR_VISEMES, POLLY_VISEME_TO_OVR
 
 

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from avatarflow_animator.encode import encode_png, encode_webm, tile_atlas
+from avatarflow_animator.adapters.pyav_encoder import encode_png, encode_webm
+from avatarflow_animator.core.frames import tile_atlas
 from avatarflow_contracts.manifest import OVR_VISEMES, AvatarManifest
 from avatarflow_notifier.handlers import apply_event
 from avatarflow_runtime.auth import mint_token

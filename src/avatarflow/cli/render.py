@@ -29,9 +29,10 @@ def run_render(args: argparse.Namespace) -> int:
     os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
     os.environ.setdefault("NUMBA_CACHE_DIR", str(Path("var/numba-cache").resolve()))
     # Imported here so other avatarctl commands do not pay for MediaPipe / onnxruntime start-up.
-    from avatarflow_animator.core import DEFAULT_PREVIEW_TEXT, OnnxWarpRenderer, render_pack
-    from avatarflow_animator.espeak import EspeakNg
-    from avatarflow_animator.speech import SpeechUnavailable
+    from avatarflow_animator.adapters.espeak import EspeakNg
+    from avatarflow_animator.adapters.onnx_renderer import OnnxWarpRenderer
+    from avatarflow_animator.bootstrap import render_pack
+    from avatarflow_animator.core import DEFAULT_PREVIEW_TEXT, SpeechUnavailable
     from avatarflow_contracts import editor_message
     from avatarflow_matting.adapters.segmentation import SelfieSegmenter
     from avatarflow_matting.core import cut_out

@@ -6,6 +6,7 @@ from avatarflow_contracts import AvatarFailed, AvatarRendered, ConsumerGroup, To
 from avatarflow_runtime.service import DOC_BOOTSTRAP, ServiceRuntime
 from fastapi import FastAPI
 
+from .bootstrap import stage_ports
 from .handlers import AnimationStage
 from .settings import AnimatorSettings
 
@@ -15,7 +16,7 @@ DESCRIPTION = "Renders the animated, lip-sync-ready avatar pack from the cut-out
 
 def build_runtime(settings: AnimatorSettings, *, with_storage: bool = True) -> ServiceRuntime:
     runtime = ServiceRuntime.create(settings, with_storage=with_storage)
-    stage = AnimationStage(runtime.store, settings)  # type: ignore[arg-type]
+    stage = AnimationStage(runtime.store, settings, stage_ports(settings))  # type: ignore[arg-type]
     runtime.bus.declare(Topic.AVATAR_RENDERED, AvatarRendered, "The avatar pack is stored")
     runtime.bus.declare(Topic.AVATAR_FAILED, AvatarFailed, "Rendering failed for good after retries")
     consumer = runtime.consumer(ConsumerGroup.ANIMATOR, on_failure=stage.on_failure)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import io
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
-import cv2
 import numpy as np
 from avatarflow_contracts import AvatarFailed, AvatarMatted, AvatarRendered, Envelope, ObjectRef
 from avatarflow_runtime.dedup import record_outputs, recorded_outputs
@@ -19,10 +20,8 @@ from avatarflow_runtime.storage import ObjectStore
 from PIL import Image
 from prometheus_client import Counter, Gauge, Histogram
 
-from .core import AvatarPack, OnnxWarpRenderer, render_pack
-from .espeak import EspeakNg
+from .core import AvatarPack, AvatarRenderer, Clock, PackEncoder, SpeechSynthesizer, SpeechUnavailable, build_pack
 from .settings import AnimatorSettings
-from .speech import SpeechSynthesizer, SpeechUnavailable
 
 log = get_logger("avatarflow.animator")
 RENDER_SECONDS = Histogram(
@@ -50,39 +49,36 @@ CONTENT_TYPES = {
 }
 
 
-def providers_for(setting: str) -> list[str] | None:
-    if setting == "cpu":
-        return ["CPUExecutionProvider"]
-    if setting == "cuda":
-        return ["CUDAExecutionProvider"]
-    return None  # auto: the renderer tries CUDA and falls back to CPU
+@dataclass(frozen=True)
+class StagePorts:
+    """The adapters the stage renders with (``bootstrap.stage_ports`` builds the production ones).
+
+    The renderer and the synthesizer are factories: they load models and probe engines, which
+    belongs to start-up, not to wiring (the AsyncAPI export builds the stage without starting it).
+    """
+
+    create_renderer: Callable[[], AvatarRenderer]  # run once, in the render pool; may raise (CUDA asked, absent)
+    create_speech: Callable[[], SpeechSynthesizer] | None  # None: a silent preview by configuration
+    encoder: PackEncoder
+    clock: Clock
 
 
 class AnimationStage:
-    def __init__(self, store: ObjectStore, settings: AnimatorSettings) -> None:
+    def __init__(self, store: ObjectStore, settings: AnimatorSettings, ports: StagePorts) -> None:
         self.store = store
         self.settings = settings
+        self.ports = ports
         self.executor = ThreadPoolExecutor(max_workers=settings.animator_max_in_flight, thread_name_prefix="render")
-        self.renderer: OnnxWarpRenderer | None = None
+        self.renderer: AvatarRenderer | None = None
         self.speech: SpeechSynthesizer | None = None
 
     async def start(self) -> None:
-        threads = self.settings.animator_intra_op_threads or None
-        if threads:
-            # The rig draws the mouth layer (and builds its fields) with OpenCV; its pool would otherwise size
-            # itself to the node's cores, not to the pod's share the setting describes.
-            cv2.setNumThreads(threads)
-        self.renderer = await asyncio.get_running_loop().run_in_executor(
-            self.executor,
-            lambda: OnnxWarpRenderer(providers_for(self.settings.animator_execution_provider), threads),
-        )
+        self.renderer = await asyncio.get_running_loop().run_in_executor(self.executor, self.ports.create_renderer)
         provider = self.renderer.execution_provider
-        if self.settings.animator_execution_provider == "cuda" and provider != "CUDAExecutionProvider":
-            raise RuntimeError(f"CUDA requested but onnxruntime runs on {provider}")
         PROVIDER_INFO.labels(provider).set(1)
-        if self.settings.animator_tts == "espeak-ng":
+        if self.ports.create_speech is not None:
             try:
-                self.speech = EspeakNg(self.settings.animator_tts_voice)
+                self.speech = self.ports.create_speech()
             except SpeechUnavailable as exc:
                 # Packs stay complete: the preview is silent and dictionary-timed until fixed.
                 log.error("speech_unavailable", error=str(exc))
@@ -98,10 +94,12 @@ class AnimationStage:
                 rgba = np.asarray(image.convert("RGBA"))
         except Exception as exc:
             raise PermanentError("unprocessable_image", f"cut-out is not a readable PNG: {exc}") from exc
-        pack = render_pack(
+        pack = build_pack(
             rgba,
             event.face,
             renderer=self.renderer,
+            encoder=self.ports.encoder,
+            clock=self.ports.clock,
             preview_text=self.settings.animator_preview_text,
             speech=self.speech,
             share_background=self.settings.animator_share_background,

@@ -1,7 +1,7 @@
 """Speech for the preview: the text-to-speech port, and phoneme/viseme events onto a viseme track.
 
 A :class:`SpeechSynthesizer` turns text into audio plus the timing of what is said. The offline
-default is Debian's espeak-ng (``espeak.EspeakNg``), which reports every phoneme's onset in the
+default is Debian's espeak-ng (``adapters.espeak.EspeakNg``), which reports every phoneme's onset in the
 audio (IPA); :func:`ipa_to_viseme` maps those onto the OVR visemes the atlas holds. Production
 engines report visemes themselves: Azure Speech's ``VisemeReceived`` events (``audio_offset`` in
 100 ns ticks, ``viseme_id`` 0..21) and Amazon Polly's ``viseme`` speech marks (``time`` in ms,
@@ -9,7 +9,7 @@ engines report visemes themselves: Azure Speech's ``VisemeReceived`` events (``a
 ``AZURE_VISEME_TO_OVR`` / ``POLLY_VISEME_TO_OVR`` tables (:func:`azure_track`, :func:`polly_track`),
 so an adapter for them only has to return a :class:`Speech`.
 
-Pure: no I/O here (the espeak-ng adapter lives in ``espeak.py``).
+Pure: no I/O here (the espeak-ng adapter lives in ``adapters/espeak.py``).
 """
 
 from __future__ import annotations

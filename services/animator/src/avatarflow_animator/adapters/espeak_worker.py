@@ -1,4 +1,4 @@
-"""Runs espeak-ng once, in its own short-lived process (standard library only; see espeak.py).
+"""Runs espeak-ng once, in its own short-lived process (standard library only; see espeak.py beside it).
 
 stdin: the text (UTF-8). stdout: one JSON line ``{"sample_rate", "phonemes": [[sample, ipa]...]}``
 followed by the audio as raw little-endian int16 mono. Exit 3: the library or its data is

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from functools import cache
 
 import numpy as np
 
@@ -81,13 +82,17 @@ def slowest_phase(samples: int = 3600) -> float:
     return min(range(samples), key=lambda i: _speed(2.0 * math.pi * i / samples)) / samples
 
 
-# The loop's first frame: the slowest moment of the head motion (see the module docstring).
-LOOP_START = slowest_phase()
+@cache
+def loop_start() -> float:
+    """The loop's first frame (0..1 of a loop): the slowest moment of the head motion (see the
+    module docstring). Computed on first use (about 15 ms) rather than at import, and kept: it
+    depends on nothing but this module's constants."""
+    return slowest_phase()
 
 
 def idle_head(index: int, fps: int, period: float) -> FacePose:
     """Head pose of frame ``index`` of a loop of ``period`` seconds (idle and preview alike)."""
-    return head_motion(index / fps + LOOP_START * period, period)
+    return head_motion(index / fps + loop_start() * period, period)
 
 
 def _apply_blinks(poses: list[FacePose], starts: list[int]) -> list[Blink]:

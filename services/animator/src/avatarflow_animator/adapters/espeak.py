@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .speech import Speech, SpeechUnavailable, phoneme_onsets, track_from_onsets
+from ..core.speech import Speech, SpeechUnavailable, phoneme_onsets, track_from_onsets
 
 LIBRARY = "libespeak-ng.so.1"
 WORKER = Path(__file__).with_name("espeak_worker.py")

@@ -1,4 +1,7 @@
-"""The batched warp ONNX graph, built with ``onnx.helper`` at start-up.
+"""The batched warp ONNX graph, built with ``onnx.helper`` at start-up (the renderer adapter's model).
+
+The feeds are computed by the core (:func:`~avatarflow_animator.core.warp.warp_frames`); the input
+names and shapes below are the contract between the two.
 
 Only the *moving region* of the canvas goes through the graph: the box where some basis field is
 non-zero over visible content (head, hair, neck). (Stacking all grids into one tall GridSample
@@ -151,14 +154,3 @@ def _over_band(layer: str, rows: str, pads: str, under: str, out: str) -> list[o
         node("Add", [f"{layer}_under", f"{layer}_wide"], [f"{layer}_over"]),
         node("ScatterND", [under, rows, f"{layer}_over"], [out]),
     ]
-
-
-def region_identity_grid(region: tuple[int, int, int, int], window: tuple[int, int, int, int]) -> np.ndarray:
-    """(1, h, w, 2) GridSample coordinates (align_corners=0) of the region's pixel centres,
-    normalised to the sampling window (both boxes are ``(x0, y0, x1, y1)`` on the canvas)."""
-    x0, y0, x1, y1 = region
-    wx0, wy0, wx1, wy1 = window
-    gx = (2.0 * (np.arange(x0, x1, dtype=np.float64) - wx0) + 1.0) / (wx1 - wx0) - 1.0
-    gy = (2.0 * (np.arange(y0, y1, dtype=np.float64) - wy0) + 1.0) / (wy1 - wy0) - 1.0
-    grid_x, grid_y = np.meshgrid(gx, gy)
-    return np.stack([grid_x, grid_y], axis=-1)[None].astype(np.float32)

@@ -1,13 +1,14 @@
-"""Pure core of the animator: cut-out + face geometry in, avatar pack (files as bytes) out.
+"""The pack builder: cut-out + face geometry in, avatar pack (files as bytes) out.
 
 No I/O, no broker: the service uploads ``AvatarPack.files`` and publishes AvatarRendered with
-``execution_provider``, ``render_seconds`` and ``encode_seconds`` from the pack.
+``execution_provider``, ``render_seconds`` and ``encode_seconds`` from the pack. Drawing, encoding,
+speech and the clock are ports (``ports.py``) the caller passes in; ``bootstrap.render_pack`` is
+this function with the production encoder and clock.
 """
 
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,20 +34,10 @@ from avatarflow_contracts.manifest import (
     VisemeCell,
 )
 
-from .encode import (
-    MP4_CONTENT_TYPE,
-    OPUS_SAMPLE_RATE,
-    VP9_PIXEL_FORMAT,
-    WEBM_CONTENT_TYPE,
-    encode_mp4,
-    encode_png,
-    encode_webm,
-    over_background,
-    stack_alpha,
-    tile_atlas,
-)
+from .formats import H264_PIXEL_FORMAT, MP4_CONTENT_TYPE, OPUS_SAMPLE_RATE, VP9_PIXEL_FORMAT, WEBM_CONTENT_TYPE
+from .frames import over_background, stack_alpha, tile_atlas
+from .ports import AvatarRenderer, Clock, PackEncoder, RenderRequest
 from .poses import REST, VISEME_POSES, FacePose
-from .renderer import AvatarRenderer, OnnxWarpRenderer, RenderedFrames, RenderRequest
 from .speech import EDGE_SILENCE_SECONDS, Speech, SpeechSynthesizer, SpeechUnavailable, pad_speech
 from .timeline import Blink, idle_poses, preview_poses
 from .visemes import text_to_visemes
@@ -71,14 +62,9 @@ DEFAULT_PREVIEW_TEXT = "Hello! I am your new avatar."
 __all__ = [
     "OUTPUT_SIZE",
     "AvatarPack",
-    "AvatarRenderer",
-    "OnnxWarpRenderer",
-    "RenderRequest",
-    "RenderedFrames",
+    "build_pack",
     "downscale_cutout",
-    "render_pack",
     "scale_face",
-    "text_to_visemes",
 ]
 
 
@@ -146,11 +132,13 @@ def _atlas_cells(names: list[str]) -> list[tuple[str, int, int]]:
     return [(name, index % ATLAS_COLUMNS, index // ATLAS_COLUMNS) for index, name in enumerate(names)]
 
 
-def render_pack(
+def build_pack(
     cutout_rgba: np.ndarray,
     face: FaceGeometry,
     *,
     renderer: AvatarRenderer,
+    encoder: PackEncoder,
+    clock: Clock,
     preview_text: str = DEFAULT_PREVIEW_TEXT,
     speech: SpeechSynthesizer | None = None,
     share_background: str = SHARE_BACKGROUND,
@@ -163,13 +151,16 @@ def render_pack(
     With ``speech`` the preview speaks: its mouth follows the synthesizer's timing and the clip
     carries the audio (Opus). A synthesizer that cannot run (:class:`SpeechUnavailable`) gives a
     silent, dictionary-timed preview and ``speech_error`` says why; the pack is complete either way.
+
+    ``encoder`` writes the files; ``clock`` times the speech and the encoding (the renderer times
+    itself).
     """
     source = downscale_cutout(cutout_rgba)
     canvas_face = scale_face(face, OUTPUT_SIZE)
     idle, idle_blinks = idle_poses(FPS, IDLE_SECONDS)
-    speech_started = time.perf_counter()
+    speech_started = clock()
     spoken, speech_error = _speak(speech, preview_text)
-    speech_seconds = time.perf_counter() - speech_started
+    speech_seconds = clock() - speech_started
     track = spoken.track if spoken is not None else text_to_visemes(preview_text, FPS)
     preview, preview_blinks = preview_poses(track, FPS, len(idle) / FPS)
     cell_poses = [VISEME_POSES[v] for v in OVR_VISEMES] + list(EXTRA_CELLS.values())
@@ -183,15 +174,15 @@ def render_pack(
     preview_frames = frames[1 + len(cell_poses) + len(idle) :]
 
     background = _hex_colour(share_background)
-    encode_started = time.perf_counter()
+    encode_started = clock()
     sound = (spoken.samples, spoken.sample_rate) if spoken else None
     files = {
-        POSTER_FILE: encode_png(rest_frame),
-        ATLAS_FILE: encode_png(tile_atlas(cells, ATLAS_COLUMNS)),
-        IDLE_FILE: encode_webm(idle_frames, FPS, loop=True),
-        PREVIEW_FILE: encode_webm(preview_frames, FPS, loop=False, audio=sound),
-        IDLE_STACKED_FILE: encode_mp4(stack_alpha(idle_frames), FPS),
-        SHARE_FILE: encode_mp4(over_background(preview_frames, background), FPS, audio=sound),
+        POSTER_FILE: encoder.encode_png(rest_frame),
+        ATLAS_FILE: encoder.encode_png(tile_atlas(cells, ATLAS_COLUMNS)),
+        IDLE_FILE: encoder.encode_webm(idle_frames, FPS, loop=True),
+        PREVIEW_FILE: encoder.encode_webm(preview_frames, FPS, loop=False, audio=sound),
+        IDLE_STACKED_FILE: encoder.encode_mp4(stack_alpha(idle_frames), FPS),
+        SHARE_FILE: encoder.encode_mp4(over_background(preview_frames, background), FPS, audio=sound),
     }
 
     # Keyword groups shared by several manifest models (validated by pydantic when they are built).
@@ -209,7 +200,12 @@ def render_pack(
         "fps": FPS,
         "alpha_layout": "native",
     }
-    h264: dict[str, Any] = {"content_type": MP4_CONTENT_TYPE, "codec": "h264", "pixel_format": "yuv420p", "fps": FPS}
+    h264: dict[str, Any] = {
+        "content_type": MP4_CONTENT_TYPE,
+        "codec": "h264",
+        "pixel_format": H264_PIXEL_FORMAT,
+        "fps": FPS,
+    }
     manifest = AvatarManifest(
         canvas=CanvasSize(**size),
         fps=FPS,
@@ -288,7 +284,7 @@ def render_pack(
         ),
     )
     files[MANIFEST_FILE] = (manifest.model_dump_json(indent=2) + "\n").encode()
-    encode_seconds = time.perf_counter() - encode_started
+    encode_seconds = clock() - encode_started
     return AvatarPack(
         files=files,
         manifest=manifest,

@@ -507,7 +507,10 @@ class FaceRig:
         x1 = lips[:, 0].max() + SPREAD_OF_HALF_MOUTH * self.half_mouth + margin
         y0 = lips[:, 1].min() - UPPER_LIP_RAISE_OF_JAW * self.jaw_drop - margin
         y1 = lips[:, 1].max() + self.jaw_drop + margin
-        clamp = lambda v: int(min(max(v, 0), self.size))  # noqa: E731
+
+        def clamp(v: float) -> int:
+            return int(min(max(v, 0), self.size))
+
         return clamp(math.floor(x0)), clamp(math.floor(y0)), clamp(math.ceil(x1)), clamp(math.ceil(y1))
 
     def mouth_style(self, source_rgba: np.ndarray) -> MouthStyle:
@@ -548,7 +551,7 @@ class FaceRig:
         grey = luminance * 255.0
         detail = grey - cv2.GaussianBlur(grey, (0, 0), 1.5)
         noise = float(np.median(np.abs(detail[face])) * 1.4826 / 255.0) if face.any() else 0.0
-        return MouthStyle(own_teeth, tuple(float(c) for c in teeth), min(noise, 0.03))
+        return MouthStyle(own_teeth, (float(teeth[0]), float(teeth[1]), float(teeth[2])), min(noise, 0.03))
 
     def mouth_interior(
         self,
@@ -659,8 +662,8 @@ class FaceRig:
         # Tooth edges: a rounded lower edge, shorter toward the sides (the arch turns away).
         edge = top + length * np.sqrt(np.clip(1.0 - (across / 0.8) ** 2, 0.0, 1.0))
         upper = _smoothstep((edge - rows) / 1.2 + 0.5) * _smoothstep((0.8 - across) / 0.12)
-        lower_length = 0.022 * fh * float(np.clip((gap - 0.06 * fh) / (0.02 * fh), 0.0, 1.0))
-        lower_length = np.maximum(lower_length - shown, 0.0)
+        lower_reach = 0.022 * fh * float(np.clip((gap - 0.06 * fh) / (0.02 * fh), 0.0, 1.0))
+        lower_length = np.maximum(lower_reach - shown, 0.0)
         lower_edge = bottom - lower_length * np.sqrt(np.clip(1.0 - (across / 0.6) ** 2, 0.0, 1.0))
         lower = _smoothstep((rows - lower_edge) / 1.2 + 0.5) * _smoothstep((0.6 - across) / 0.12)
         lower = lower * (lower_length > 0.5)

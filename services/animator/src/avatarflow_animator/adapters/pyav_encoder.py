@@ -1,4 +1,8 @@
-"""Encoders for the pack: VP9 WebM with real alpha, PNG stills and the viseme sprite atlas.
+"""The encoder port on PyAV and Pillow: VP9 WebM with real alpha, H.264 MP4s and PNG stills.
+
+:class:`PyAvEncoder` implements :class:`~avatarflow_animator.core.ports.PackEncoder` in the formats
+of :mod:`avatarflow_animator.core.formats`; the frame maths (stacked alpha, the opaque share
+frames, the atlas sheet) are the core's (``core/frames.py``).
 
 Determinism: PNGs are byte-identical for identical pixels (Pillow, fixed compression level, no
 metadata). The WebM muxer runs with ``fflags=+bitexact`` (no encoder version/date strings) and
@@ -14,9 +18,9 @@ import av
 import numpy as np
 from PIL import Image
 
-WEBM_CONTENT_TYPE = "video/webm"
-PNG_CONTENT_TYPE = "image/png"
-VP9_PIXEL_FORMAT = "yuva420p"  # 4:2:0 colour + a full-resolution alpha plane
+from ..core.formats import H264_PIXEL_FORMAT, OPUS_SAMPLE_RATE, VP9_PIXEL_FORMAT
+from ..core.ports import Audio
+
 # Constant-quality VP9 (crf 30 keeps skin and hair edges clean at 512 px), one thread.
 VP9_BASE_OPTIONS = {"crf": "30", "b": "0", "row-mt": "0", "threads": "1", "lag-in-frames": "0"}
 # Loops use libvpx's "good" preset: its rate control keeps quality level over the clip, so the
@@ -26,9 +30,7 @@ VP9_BASE_OPTIONS = {"crf": "30", "b": "0", "row-mt": "0", "threads": "1", "lag-i
 VP9_LOOP_OPTIONS = {**VP9_BASE_OPTIONS, "deadline": "good", "cpu-used": "5", "auto-alt-ref": "0"}
 VP9_CLIP_OPTIONS = {**VP9_BASE_OPTIONS, "deadline": "realtime", "cpu-used": "8", "auto-alt-ref": "0"}
 PNG_COMPRESS_LEVEL = 3  # fast, and the atlas still compresses well
-# Speech in the preview: Opus (what WebM carries and every browser plays), mono, 48 kHz (Opus's
-# native rate; espeak-ng's 22.05 kHz is resampled), 20 ms packets, speech-tuned.
-OPUS_SAMPLE_RATE = 48000
+# Speech in the preview: Opus at core.formats.OPUS_SAMPLE_RATE, 20 ms packets, speech-tuned.
 OPUS_FRAME_SAMPLES = 960
 OPUS_OPTIONS = {"application": "voip", "frame_duration": "20", "vbr": "on"}
 OPUS_BIT_RATE = 32000
@@ -54,7 +56,7 @@ def _audio_frames(samples: np.ndarray, sample_rate: int) -> list[av.AudioFrame]:
     return frames
 
 
-def encode_webm(frames: np.ndarray, fps: int, *, loop: bool, audio: tuple[np.ndarray, int] | None = None) -> bytes:
+def encode_webm(frames: np.ndarray, fps: int, *, loop: bool, audio: Audio | None = None) -> bytes:
     """(N, H, W, 4) uint8 straight RGBA -> WebM (VP9, yuva420p; alpha in BlockAdditional).
 
     ``audio`` (int16 mono samples, sample rate) adds an Opus track that starts with frame 0.
@@ -87,38 +89,18 @@ def encode_webm(frames: np.ndarray, fps: int, *, loop: bool, audio: tuple[np.nda
 # H.264 MP4s (Safari, sharing): yuv420p, High profile, one thread (repeatable bytes). The index
 # (moov) stays at the end (faststart needs a seekable file, not a buffer): players fetch it with
 # a Range request, which the asset routes serve.
-MP4_CONTENT_TYPE = "video/mp4"
 H264_OPTIONS = {"preset": "veryfast", "crf": "23", "profile": "high", "threads": "1"}
 MP4_MUXER_OPTIONS = {"fflags": "+bitexact"}
 AAC_BIT_RATE = 64000
 
 
-def stack_alpha(frames: np.ndarray) -> np.ndarray:
-    """(N, H, W, 4) straight RGBA -> (N, 2H, W, 3): colour on top, alpha as grey below.
-
-    Colour where alpha is 0 is set to black (nothing hidden under the matte travels, and the
-    colour half compresses better); a player multiplies the top half by the bottom half.
-    """
-    colour = np.where(frames[..., 3:4] > 0, frames[..., :3], 0).astype(np.uint8)
-    alpha = np.repeat(frames[..., 3:4], 3, axis=3)
-    return np.concatenate([colour, alpha], axis=1)
-
-
-def over_background(frames: np.ndarray, rgb: tuple[int, int, int]) -> np.ndarray:
-    """(N, H, W, 4) straight RGBA composited over a solid colour -> (N, H, W, 3)."""
-    alpha = frames[..., 3:4].astype(np.float32) / 255.0
-    background = np.asarray(rgb, np.float32)
-    out = frames[..., :3].astype(np.float32) * alpha + background * (1.0 - alpha)
-    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
-
-
-def encode_mp4(frames_rgb: np.ndarray, fps: int, *, audio: tuple[np.ndarray, int] | None = None) -> bytes:
+def encode_mp4(frames_rgb: np.ndarray, fps: int, *, audio: Audio | None = None) -> bytes:
     """(N, H, W, 3) uint8 RGB -> MP4 (H.264 yuv420p; ``audio`` int16 mono -> AAC at 48 kHz)."""
     buffer = io.BytesIO()
     with av.open(buffer, "w", format="mp4", options=dict(MP4_MUXER_OPTIONS)) as container:
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height = frames_rgb.shape[2], frames_rgb.shape[1]
-        stream.pix_fmt = "yuv420p"
+        stream.pix_fmt = H264_PIXEL_FORMAT
         stream.options = dict(H264_OPTIONS)
         stream.thread_count = 1
         sound = None
@@ -145,12 +127,14 @@ def encode_png(rgba: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def tile_atlas(cells: np.ndarray, columns: int) -> np.ndarray:
-    """(N, h, w, 4) -> one (rows*h, columns*w, 4) sheet, row-major, empty cells transparent."""
-    count, height, width, channels = cells.shape
-    rows = -(-count // columns)
-    sheet = np.zeros((rows * height, columns * width, channels), dtype=cells.dtype)
-    for index, cell in enumerate(cells):
-        row, column = divmod(index, columns)
-        sheet[row * height : (row + 1) * height, column * width : (column + 1) * width] = cell
-    return sheet
+class PyAvEncoder:
+    """The pack's encoder port (stateless: one instance serves every render thread)."""
+
+    def encode_png(self, rgba: np.ndarray) -> bytes:
+        return encode_png(rgba)
+
+    def encode_webm(self, frames: np.ndarray, fps: int, *, loop: bool, audio: Audio | None = None) -> bytes:
+        return encode_webm(frames, fps, loop=loop, audio=audio)
+
+    def encode_mp4(self, frames_rgb: np.ndarray, fps: int, *, audio: Audio | None = None) -> bytes:
+        return encode_mp4(frames_rgb, fps, audio=audio)
