@@ -40,7 +40,10 @@ def validator(stack: StackEndpoints, tmp_path_factory: pytest.TempPathFactory) -
         "AVATARFLOW_VALIDATOR_PRECHECK_WORKERS": str(WORKERS),
         "AVATARFLOW_VALIDATOR_PRECHECK_QUEUE": str(QUEUE),
     }
-    proc = ServiceProcess("validator", env, tmp_path_factory.mktemp("validator") / "validator.log").start()
+    # Its consumers join the validator's groups on the shared test broker, where an earlier module's
+    # validator was a member: that join can wait out the group's rebalance timeout (max.poll.interval,
+    # 300 s), so start-up gets as long as start_all gives a pipeline (seen: 120 s was not enough).
+    proc = ServiceProcess("validator", env, tmp_path_factory.mktemp("validator") / "validator.log").start(timeout_s=330)
     yield proc
     proc.stop()
 
