@@ -16,6 +16,7 @@ DESCRIPTION = "Renders the animated, lip-sync-ready avatar pack from the cut-out
 
 def build_runtime(settings: AnimatorSettings, *, with_storage: bool = True) -> ServiceRuntime:
     runtime = ServiceRuntime.create(settings, with_storage=with_storage)
+    # runtime.store is None only with_storage=False (schema export), which never handles a record.
     stage = AnimationStage(runtime.store, settings, stage_ports(settings))  # type: ignore[arg-type]
     runtime.bus.declare(Topic.AVATAR_RENDERED, AvatarRendered, "The avatar pack is stored")
     runtime.bus.declare(Topic.AVATAR_FAILED, AvatarFailed, "Rendering failed for good after retries")

@@ -19,6 +19,7 @@ def build_runtime(settings: MattingSettings, *, with_storage: bool = True) -> Se
     # numba's cache was set when the package was imported (bootstrap.py; AVATARFLOW_NUMBA_CACHE_DIR,
     # settings.numba_cache_dir, is read there); the worker's warm-up applies the allocator settings.
     runtime = ServiceRuntime.create(settings, with_storage=with_storage)
+    # runtime.store is None only with_storage=False (schema export), which never handles a record.
     stage = MattingStage(runtime.store, settings, SelfieSegmenter, bootstrap.warm_up)  # type: ignore[arg-type]
     runtime.bus.declare(Topic.AVATAR_MATTED, AvatarMatted, "The cut-out and its previews are stored")
     runtime.bus.declare(Topic.AVATAR_FAILED, AvatarFailed, "Matting failed for good after retries")

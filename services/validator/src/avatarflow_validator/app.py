@@ -24,6 +24,7 @@ DESCRIPTION = "Decides whether an uploaded image can become an avatar; also answ
 
 def build_runtime(settings: ValidatorSettings, *, with_storage: bool = True) -> tuple[ServiceRuntime, ValidationStage]:
     runtime = ServiceRuntime.create(settings, with_storage=with_storage)
+    # runtime.store is None only with_storage=False (schema export), which never handles a record.
     stage = ValidationStage(runtime.store, settings, bootstrap.open_validator)  # type: ignore[arg-type]
     runtime.bus.declare(Topic.FACE_VALIDATED, FaceValidated, "The image can become an avatar")
     runtime.bus.declare(Topic.FACE_REJECTED, FaceRejected, "The image was rejected, with every failed check")
