@@ -18,6 +18,12 @@ from .launcher import TELEMETRY_OFF_ENV, die_with_parent, free_port
 SERVICES = ("ingest", "validator", "matting", "animator", "notifier")
 
 
+# A service is ready once its consumers have joined their groups. On a broker shared by earlier
+# processes of the same group (the test stack), Tansu can hold that join for up to the group's
+# rebalance timeout (max.poll.interval, 300 s): 120 s was seen to fall short.
+READY_TIMEOUT_S = 330.0
+
+
 @dataclass
 class ServiceProcess:
     name: str
@@ -30,7 +36,7 @@ class ServiceProcess:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, *, wait_ready: bool = True, timeout_s: float = 120) -> ServiceProcess:
+    def start(self, *, wait_ready: bool = True, timeout_s: float = READY_TIMEOUT_S) -> ServiceProcess:
         env = {
             **os.environ,
             **TELEMETRY_OFF_ENV,
@@ -54,7 +60,7 @@ class ServiceProcess:
             self.wait_ready(timeout_s)
         return self
 
-    def wait_ready(self, timeout_s: float = 120) -> None:
+    def wait_ready(self, timeout_s: float = READY_TIMEOUT_S) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.popen is not None and self.popen.poll() is not None:
