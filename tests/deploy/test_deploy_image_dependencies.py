@@ -7,33 +7,16 @@ from __future__ import annotations
 
 import re
 import shlex
-import shutil
-import subprocess
 import tomllib
 
 import pytest
 from deploy_fixtures import REPO
+from lock_support import locked_closure
 from test_deploy_dockerfiles import BUILDS, render
 
 # pymatting (and scipy, which only it and the evaluation use) serve `avatarctl matting-eval` only:
 # the matting service's optional `eval` extra.
 EVAL_ONLY = {"pymatting", "scipy"}
-
-
-def locked_closure(*args: str) -> dict[str, str]:
-    """``uv export --frozen --no-dev`` of the lock: third-party distribution -> pinned version."""
-    uv = shutil.which("uv")
-    if uv is None:
-        pytest.fail("uv is not on PATH (./dev installs it): the locked closure cannot be exported")
-    out = subprocess.run(
-        [uv, "export", "--frozen", "--no-hashes", "--no-annotate", "--no-header", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    ).stdout
-    return dict(re.findall(r"^([A-Za-z0-9_.\-]+)==(\S+)", out, flags=re.M))
 
 
 def image_sync_arguments(name: str) -> list[str]:

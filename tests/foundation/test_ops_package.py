@@ -8,8 +8,6 @@ import argparse
 import asyncio
 import json
 import os
-import re
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -31,6 +29,7 @@ from avatarflow_contracts import (
     retry_topic,
 )
 from avatarflow_runtime.auth import verify_token
+from lock_support import locked_closure
 
 from avatarflow.devstack import StackEndpoints
 
@@ -56,24 +55,8 @@ BLOCKED_MODULES = ("mediapipe", "cv2", "onnxruntime", "onnx", "pymatting", "numb
 SECRET = "ops-package-test-secret-0123456789abcdef"
 
 
-def locked_closure(*args: str) -> dict[str, str]:
-    """``uv export --frozen --no-dev`` of the lock: third-party distribution -> pinned version."""
-    uv = shutil.which("uv")
-    if uv is None:
-        pytest.fail("uv is not on PATH (./dev installs it): the locked closure cannot be exported")
-    out = subprocess.run(
-        [uv, "export", "--frozen", "--no-dev", "--no-hashes", "--no-annotate", "--no-header", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    ).stdout
-    return dict(re.findall(r"^([A-Za-z0-9_.\-]+)==(\S+)", out, flags=re.M))
-
-
 def test_the_locked_closure_of_avatarflow_ops_has_no_ml_package() -> None:
-    closure = locked_closure("--package", "avatarflow-ops")
+    closure = locked_closure("--no-dev", "--package", "avatarflow-ops")
     assert {"aiokafka", "pydantic", "pyjwt", "boto3"} <= set(closure), sorted(closure)
     assert not ML_DISTRIBUTIONS & set(closure), sorted(ML_DISTRIBUTIONS & set(closure))
 
