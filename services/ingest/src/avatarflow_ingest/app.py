@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from avatarflow_contracts import ImageUploaded, Topic
 from avatarflow_runtime.service import DOC_BOOTSTRAP, ServiceRuntime
@@ -48,7 +49,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
     return app
 
 
-def asyncapi_document() -> dict:  # type: ignore[type-arg]
+def asyncapi_document() -> dict[str, Any]:
     """The AsyncAPI document FastStream generates from this service's broker."""
     settings = IngestSettings(kafka_bootstrap_servers=DOC_BOOTSTRAP)
     return build_runtime(settings, with_storage=False).asyncapi(TITLE, DESCRIPTION)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from avatarflow_contracts import AvatarFailed, AvatarMatted, ConsumerGroup, Topic
 from avatarflow_runtime.service import DOC_BOOTSTRAP, ServiceRuntime
 from fastapi import FastAPI
@@ -35,6 +37,6 @@ def create_app(settings: MattingSettings | None = None) -> FastAPI:
     return build_runtime(settings).build_app(title=TITLE, description=DESCRIPTION)
 
 
-def asyncapi_document() -> dict:  # type: ignore[type-arg]
+def asyncapi_document() -> dict[str, Any]:
     runtime = build_runtime(MattingSettings(kafka_bootstrap_servers=DOC_BOOTSTRAP), with_storage=False)
     return runtime.asyncapi(TITLE, DESCRIPTION)

@@ -8,6 +8,8 @@ cannot apply (``UnsupportedEvent``) goes to the dead-letter topic at once.
 
 from __future__ import annotations
 
+from typing import Any
+
 from avatarflow_contracts import ConsumerGroup, Envelope
 from avatarflow_runtime.service import DOC_BOOTSTRAP, ServiceRuntime
 
@@ -34,6 +36,6 @@ def build_runtime(settings: NotifierSettings, store: StatusStore | None) -> Serv
     return runtime
 
 
-def asyncapi_document() -> dict:  # type: ignore[type-arg]
+def asyncapi_document() -> dict[str, Any]:
     runtime = build_runtime(NotifierSettings(kafka_bootstrap_servers=DOC_BOOTSTRAP), None)
     return runtime.asyncapi(TITLE, DESCRIPTION)

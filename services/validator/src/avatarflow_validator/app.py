@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from avatarflow_contracts import (
     AvatarFailed,
     ConsumerGroup,
@@ -49,6 +51,6 @@ def create_app(settings: ValidatorSettings | None = None) -> FastAPI:
     return runtime.build_app(title=TITLE, description=DESCRIPTION, routers=[build_router(stage, pool, settings)])
 
 
-def asyncapi_document() -> dict:  # type: ignore[type-arg]
+def asyncapi_document() -> dict[str, Any]:
     runtime, _ = build_runtime(ValidatorSettings(kafka_bootstrap_servers=DOC_BOOTSTRAP), with_storage=False)
     return runtime.asyncapi(TITLE, DESCRIPTION)
