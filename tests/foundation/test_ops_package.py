@@ -33,7 +33,6 @@ from lock_support import locked_closure
 
 from avatarflow.devstack import StackEndpoints
 
-REPO = Path(__file__).resolve().parents[2]
 # What the services need for faces, mattes and renders; an operator's tool needs none of it.
 ML_DISTRIBUTIONS = {
     "mediapipe",
