@@ -294,7 +294,11 @@ async def test_health_readiness_and_metrics(live_server):
     async with httpx.AsyncClient(base_url=live_server.base_url, timeout=15) as client:
         await client.get(f"/v1/spaces/{space}/avatar-status", headers=editor(space))
         assert (await client.get("/healthz")).json() == {"status": "ok"}
-        assert (await client.get("/readyz")).json() == {"status": "ready", "checks": {"database": "ok"}}
+        assert (await client.get("/readyz")).json() == {
+            "status": "ready",
+            "service": "notifier",
+            "checks": {"database": "ok"},
+        }
         metrics = (await client.get("/metrics")).text
     # The runtime's HTTP metrics (the notifier keeps no middleware of its own): templates, not ids.
     assert 'avatarflow_http_responses_total{method="GET",route="/v1/spaces/{space_id}/avatar-status",' in metrics
@@ -316,7 +320,11 @@ async def test_readyz_reports_an_unreachable_database(s3):
         response = await client.get("/readyz")
     await store.close()
     assert response.status_code == 503
-    assert response.json() == {"status": "not_ready", "checks": {"database": "unavailable (OperationalError)"}}
+    assert response.json() == {
+        "status": "not_ready",
+        "service": "notifier",
+        "checks": {"database": "unavailable (OperationalError)"},
+    }
 
 
 async def test_openapi_documents_every_endpoint_with_models(live_server):
@@ -356,8 +364,12 @@ async def test_readyz_reflects_the_broker_connection(pg_url, s3, stack):
             after = await client.get("/readyz")
     finally:
         await store.close()
-    down = {"status": "not_ready", "checks": {"database": "ok", "broker": "unavailable (RuntimeError)"}}
+    down = {
+        "status": "not_ready",
+        "service": "notifier",
+        "checks": {"database": "ok", "broker": "unavailable (RuntimeError)"},
+    }
     assert (before.status_code, before.json()) == (503, down)
-    up = {"status": "ready", "checks": {"database": "ok", "broker": "ok"}}
+    up = {"status": "ready", "service": "notifier", "checks": {"database": "ok", "broker": "ok"}}
     assert (connected.status_code, connected.json()) == (200, up)
     assert (after.status_code, after.json()) == (503, down)

@@ -52,7 +52,10 @@ async def produce(bootstrap: str, events: list[tuple[Topic, Envelope]]) -> None:
 
 def test_the_service_is_ready_with_broker_and_database_and_counts_its_routes(notifier: ServiceProcess) -> None:
     ready = httpx.get(f"{notifier.base_url}/readyz", timeout=10)
-    assert (ready.status_code, ready.json()) == (200, {"status": "ready", "checks": {"broker": "ok", "database": "ok"}})
+    assert (ready.status_code, ready.json()) == (
+        200,
+        {"status": "ready", "service": "notifier", "checks": {"broker": "ok", "database": "ok"}},
+    )
     assert httpx.get(f"{notifier.base_url}/healthz", timeout=10).json() == {"status": "ok"}
     # The seeded catalogue (a startup hook) is served.
     assert httpx.get(f"{notifier.base_url}/v1/public/assets/catalogue/aurora/poster", timeout=10).status_code == 200

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from .launcher import TELEMETRY_OFF_ENV, die_with_parent, free_port
+from .launcher import TELEMETRY_OFF_ENV, die_with_parent
 
 SERVICES = ("ingest", "validator", "matting", "animator", "notifier")
 
@@ -24,19 +25,50 @@ SERVICES = ("ingest", "validator", "matting", "animator", "notifier")
 READY_TIMEOUT_S = 330.0
 
 
+def reserve_port(port: int = 0) -> socket.socket:
+    """A socket bound (not listening) to 127.0.0.1:``port`` (0: a free one) with SO_REUSEADDR.
+
+    While it is held, no other process's ``bind(port 0)`` is handed that port, yet the service, whose
+    uvicorn also sets SO_REUSEADDR, can still bind and listen on it. Without this, a port picked and
+    released before a child starts stays free through the child's start-up (seconds to minutes of
+    lifespan before uvicorn binds), and a parallel test worker was once handed the same port: its
+    service answered this one's /readyz, and every request after it was a 404.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 @dataclass
 class ServiceProcess:
+    """One service process on a port reserved for it from creation until the service is ready.
+
+    ``/readyz`` must also name this service: an answer from some other server on the port is not ready.
+    """
+
     name: str
     env: dict[str, str]
     log_path: Path
-    port: int = field(default_factory=free_port)
+    port: int = 0
     popen: subprocess.Popen[bytes] | None = None
+    _reservation: socket.socket | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._reservation = reserve_port(self.port)
+        self.port = int(self._reservation.getsockname()[1])
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, *, wait_ready: bool = True, timeout_s: float = READY_TIMEOUT_S) -> ServiceProcess:
+        if self._reservation is None:  # a restart: hold the port again until the new process is ready
+            self._reservation = reserve_port(self.port)
         env = {
             **os.environ,
             **TELEMETRY_OFF_ENV,
@@ -65,11 +97,23 @@ class ServiceProcess:
         while time.monotonic() < deadline:
             if self.popen is not None and self.popen.poll() is not None:
                 raise RuntimeError(f"{self.name} exited with {self.popen.returncode}:\n{self.log_tail()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.base_url}/readyz", timeout=2).status_code == 200:
-                    return
+            if self._answers_ready():
+                self._release_port()
+                return
             time.sleep(0.2)
         raise TimeoutError(f"{self.name} not ready after {timeout_s}s:\n{self.log_tail()}")
+
+    def _answers_ready(self) -> bool:
+        try:
+            response = httpx.get(f"{self.base_url}/readyz", timeout=2)
+            return response.status_code == 200 and response.json().get("service") == self.name
+        except (httpx.HTTPError, ValueError):
+            return False
+
+    def _release_port(self) -> None:
+        if self._reservation is not None:
+            self._reservation.close()
+            self._reservation = None
 
     def log_tail(self, chars: int = 3000) -> str:
         try:
@@ -82,6 +126,7 @@ class ServiceProcess:
         self._signal(signal.SIGKILL)
 
     def stop(self, timeout_s: float = 60) -> None:
+        self._release_port()
         if self.popen is None or self.popen.poll() is not None:
             return
         self._signal(signal.SIGTERM)

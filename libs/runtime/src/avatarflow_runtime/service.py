@@ -134,7 +134,7 @@ class ServiceRuntime:
             title=title,
             description=description,
             lifespan=self.lifespan,
-            routers=[health_router(self), *routers],
+            routers=[health_router(self, self.settings.service_name), *routers],
             unauthorized_detail=unauthorized_detail,
         )
         app.state.runtime = self
@@ -233,7 +233,9 @@ class ReadinessSource(Protocol):
     def readiness_checks(self) -> Mapping[str, ReadinessCheck]: ...
 
 
-def health_router(runtime: ReadinessSource) -> APIRouter:
+def health_router(runtime: ReadinessSource, service: str) -> APIRouter:
+    """``/healthz``, ``/readyz`` (which names the service: a caller can tell it reached the right one)
+    and ``/metrics``."""
     router = APIRouter(tags=["operations"])
 
     @router.get("/healthz", summary="Liveness: the process is up")
@@ -252,7 +254,8 @@ def health_router(runtime: ReadinessSource) -> APIRouter:
                 ok = False
                 results[name] = f"unavailable ({type(exc).__name__})"
         return JSONResponse(
-            {"status": "ready" if ok else "not_ready", "checks": results}, status_code=200 if ok else 503
+            {"status": "ready" if ok else "not_ready", "service": service, "checks": results},
+            status_code=200 if ok else 503,
         )
 
     @router.get("/metrics", summary="Prometheus metrics", response_class=Response)

@@ -62,7 +62,7 @@ def create_app(
         await migrate_if_configured(settings)
         yield
 
-    routers = [health_router(checks), *ROUTERS]
+    routers = [health_router(checks, settings.service_name), *ROUTERS]
     app = http_app(
         settings,
         title=TITLE,
