@@ -70,8 +70,8 @@ def postgres_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackEndpoints]:
-    """Broker + S3 for the session (SQLite database file unless a test asks for PostgreSQL)."""
+def shared_endpoints() -> Iterator[StackEndpoints | None]:
+    """Endpoints given by the environment or by testcontainers, for the whole session; None: none."""
     kafka = os.environ.get("AVATARFLOW_TEST_KAFKA_BOOTSTRAP")
     s3 = os.environ.get("AVATARFLOW_TEST_S3_ENDPOINT")
     if kafka and s3:
@@ -83,9 +83,25 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackEndpoints]:
             bucket=os.environ.get("AVATARFLOW_TEST_S3_BUCKET", "avatarflow"),
             database_url=os.environ.get("AVATARFLOW_TEST_POSTGRES_URL", DEFAULT_PG_URL),
         )
-        return
-    if os.environ.get("AVATARFLOW_TEST_USE_TESTCONTAINERS", "auto") != "0" and _docker_available():
+    elif os.environ.get("AVATARFLOW_TEST_USE_TESTCONTAINERS", "auto") != "0" and _docker_available():
         yield from _testcontainers_stack()
+    else:
+        yield None
+
+
+@pytest.fixture(scope="module")
+def stack(
+    shared_endpoints: StackEndpoints | None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[StackEndpoints]:
+    """Broker + S3 for one test module (SQLite database file unless a test asks for PostgreSQL).
+
+    The embedded stack (Tansu + SeaweedFS, ~4 s to start and stop) is per module, not per session:
+    on a broker shared across modules, a module's services consumed the events earlier modules left
+    (the animator rendered their backlog first), and their consumer groups' joins waited on members
+    of earlier modules' processes (CI saw a notifier's join held past its 330 s start-up bound).
+    """
+    if shared_endpoints is not None:
+        yield shared_endpoints
         return
     with DevStack(workdir=tmp_path_factory.mktemp("stack")) as local:
         assert local.endpoints is not None
