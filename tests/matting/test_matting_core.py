@@ -177,12 +177,21 @@ def test_photo_takes_the_person_path_and_is_deterministic(shared, matter):
 
 
 def test_band_only_canvas_equals_the_per_pixel_canvas():
-    """The unresampled placement does per-pixel work on the band only; it must give exactly what
-    visiting every canvas pixel gives (canvas, both previews, the quality counts), including a
-    region that runs past the canvas and a subject cut by the region's border."""
+    """The unresampled placement copies the known subject straight from the image and does
+    per-pixel work on the band only; it must give exactly what visiting every canvas pixel of the
+    region's RGBA gives (canvas, both previews, the quality counts), including a region that runs
+    past the canvas and a subject cut by the region's border."""
     from avatarflow_matting.core import kernels
     from avatarflow_matting.core.alpha import refine
-    from avatarflow_matting.core.pipeline import PREVIEW_DARK, PREVIEW_WHITE, _finish_canvas, trimap_from_mask
+    from avatarflow_matting.core.foreground import foreground_at
+    from avatarflow_matting.core.pipeline import (
+        PREVIEW_DARK,
+        PREVIEW_WHITE,
+        _finish_canvas,
+        _RegionMatte,
+        _straight_rgba,
+        trimap_from_mask,
+    )
 
     truth = soft_disc(300, radius=110.0)
     truth[250:] = 1.0  # the subject reaches the region's bottom edge
@@ -191,10 +200,25 @@ def test_band_only_canvas_equals_the_per_pixel_canvas():
     # known subject from known background.
     known_fg, known_bg = trimap_from_mask(truth, 1.0)
     solved = refine(image, known_fg, known_bg)
-    rgba = np.dstack([image, np.round(solved.alpha * 255).astype(np.uint8)])
+    colour_ys = np.concatenate([solved.band.ys, solved.ring_ys])
+    colour_xs = np.concatenate([solved.band.xs, solved.ring_xs])
+    region = _RegionMatte(
+        known_fg=solved.known_fg,
+        band=solved.band,
+        colour_ys=colour_ys,
+        colour_xs=colour_xs,
+        colours=foreground_at(image, solved.alpha, colour_ys, colour_xs),
+        alpha=solved.alpha,
+        method="person_model",
+        segmentation_confidence=1.0,
+        colour_separability=1.0,
+        residual_background=0.0,
+    )
+    rgba = _straight_rgba(image, region)
+    assert ((rgba[..., 3] > 0) & (rgba[..., 3] < 255)).any() and (rgba[..., 3] == 255).any()
     white, dark = np.array(PREVIEW_WHITE, np.uint8), np.array(PREVIEW_DARK, np.uint8)
     for shift in ((100.0, 200.0), (-40.0, 800.0), (900.0, -10.0)):
-        fast = _finish_canvas(rgba, 1.0, *shift, solved.band)
+        fast = _finish_canvas(image, region, 1.0, *shift)
         full = kernels.finish_canvas(rgba, int(shift[0]), int(shift[1]), CANVAS_SIZE, white, dark)
         assert np.array_equal(fast.rgba, full[0])
         assert np.array_equal(fast.on_white, full[1]) and np.array_equal(fast.on_dark, full[2])

@@ -65,10 +65,15 @@ def known_cells(grid: Grid, known: np.ndarray) -> np.ndarray:
 
 
 def local_colours(
-    grid: Grid, image_cells: np.ndarray, known: np.ndarray, cells: tuple[np.ndarray, np.ndarray]
+    grid: Grid,
+    image_cells: np.ndarray,
+    known: np.ndarray,
+    cells: tuple[np.ndarray, np.ndarray],
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Average colour of the nearest known cells (``known``: 0/1 per cell), at the grid ``cells``
-    (row and column indices); the field is returned whole, 0 elsewhere.
+    (row and column indices); the field is returned whole, 0 elsewhere (written into ``out``,
+    grid x 3, zero, when given: e.g. a view of a wider field).
 
     Radii from ``_LOCAL_COLOUR_RADII`` (converted to cells), finest first: a cell takes the first
     radius whose window holds at least one known cell; cells with none within the largest radius
@@ -76,7 +81,7 @@ def local_colours(
     """
     rows, cols = cells
     radii = np.array(sorted({max(1, round(radius / grid.scale)) for radius in _LOCAL_COLOUR_RADII}), np.int64)
-    field = np.zeros(image_cells.shape, np.float32)
+    field = np.zeros(image_cells.shape, np.float32) if out is None else out
     field[rows, cols] = kernels.nearest_known_colours(image_cells, known, rows, cols, radii)
     return field
 
@@ -169,26 +174,21 @@ def _solve(
     if band_cells is None:
         band_cells = grid.cells_of(ys, xs)
     rows, cols = np.nonzero(cv2.dilate(band_cells, np.ones((3, 3), np.uint8)))
-    # Both fields side by side, read in one pass (the bilinear weights are shared).
-    fields = np.concatenate(
-        [
-            local_colours(grid, image_cells, known[0], (rows, cols)),
-            local_colours(grid, image_cells, known[1], (rows, cols)),
-        ],
-        axis=2,
+    # Both fields side by side, read in one pass (the bilinear weights are shared) that also
+    # makes the first guess: the compositing equation solved for alpha against the local colours.
+    grid_w, grid_h = grid.size
+    fields = np.zeros((grid_h, grid_w, 6), np.float32)
+    local_colours(grid, image_cells, known[0], (rows, cols), fields[..., :3])
+    local_colours(grid, image_cells, known[1], (rows, cols), fields[..., 3:])
+    fg_colour, bg_colour = kernels.local_colours_and_guess(
+        fields, coordinates.map_x, coordinates.map_y, colour, alpha, ys, xs
     )
-    local = grid.sample(fields, coordinates)
-    fg_colour, bg_colour = np.ascontiguousarray(local[:, :3]), np.ascontiguousarray(local[:, 3:])
-
-    # First guess: the compositing equation solved for alpha against the local colours.
-    alpha[ys, xs] = kernels.project_alpha(colour, fg_colour, bg_colour)
 
     # Guided filter of the guess (known pixels included: they anchor the windows at the band's
     # sides), coefficients on the grid, applied to each band pixel's own colour.
     radius = max(1, round(_GUIDED_RADIUS / grid.scale))
     fields = kernels.guided_coefficients(image_cells, grid.down(alpha), radius, rows, cols, _GUIDED_EPS)
-    refined = kernels.apply_linear(colour, grid.sample(fields, coordinates))
-    alpha[ys, xs] = refined
+    refined = kernels.guided_output(fields, coordinates.map_x, coordinates.map_y, colour, alpha, ys, xs)
     band = Band(ys, xs, colour, fg_colour, bg_colour, refined)
     return Refinement(alpha, known_fg, band, ring_ys, ring_xs, grid, image_cells)
 

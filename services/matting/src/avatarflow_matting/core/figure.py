@@ -202,11 +202,11 @@ def _fill_subject_holes(mask_cells: np.ndarray, figure: np.ndarray, image_cells:
 
 
 def drop_band_islands(alpha: np.ndarray, known_fg: np.ndarray, band: Band) -> bool:
-    """Zero (in place) the band pixels whose non-zero alpha is not 8-connected to the known
-    subject through non-zero alpha; True when any was. The known subject is the figure already
-    (``connected_mask`` ran before the trimap), so only the band is searched: the cost follows
-    the outline, not the image."""
-    return kernels.drop_band_islands(alpha, known_fg, band.ys, band.xs) > 0
+    """Zero (in place, in ``alpha`` and ``band.alpha``) the band pixels whose non-zero alpha is
+    not 8-connected to the known subject through non-zero alpha; True when any was. The known
+    subject is the figure already (``connected_mask`` ran before the trimap), so only the band is
+    searched: the cost follows the outline, not the image."""
+    return kernels.drop_band_islands(alpha, known_fg, band.ys, band.xs, band.alpha) > 0
 
 
 @dataclass(frozen=True)

@@ -70,13 +70,9 @@ def foreground_at(
     box = _box_cells(_FINE_BOX, grid)
     if box != (1, 1):
         fine = cv2.blur(fine, box)
-    blurred = grid.sample(fine, grid.coordinates(ys, xs))
-    if known_colours is None:
-        colour = kernels.gather_colours(image_u8, ys, xs)
-    else:
-        done = len(known_colours)
-        colour = np.concatenate([known_colours, kernels.gather_colours(image_u8, ys[done:], xs[done:])])
-    return kernels.fuse_foreground(colour, alpha[ys, xs], blurred)
+    points = grid.coordinates(ys, xs)
+    known = np.zeros((0, 3), np.float32) if known_colours is None else known_colours
+    return kernels.foreground_at_points(fine, points.map_x, points.map_y, image_u8, alpha, ys, xs, known)
 
 
 def estimate_foreground(image_rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:

@@ -148,6 +148,114 @@ def sample_bilinear(field: np.ndarray, map_x: np.ndarray, map_y: np.ndarray) -> 
     return out
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _bilinear_at(field: np.ndarray, fx: np.float32, fy: np.float32, out: np.ndarray) -> None:
+    """``sample_bilinear`` at one point, into ``out`` (float32, one value per channel): the same
+    arithmetic, so a fused kernel below gives the same values as a sample then a separate step."""
+    height, width, channels = field.shape
+    fx = min(max(fx, np.float32(0.0)), np.float32(width - 1))
+    fy = min(max(fy, np.float32(0.0)), np.float32(height - 1))
+    x0, y0 = int(fx), int(fy)
+    x1, y1 = min(x0 + 1, width - 1), min(y0 + 1, height - 1)
+    wx, wy = fx - x0, fy - y0
+    for c in range(channels):
+        top = field[y0, x0, c] + wx * (field[y0, x1, c] - field[y0, x0, c])
+        bottom = field[y1, x0, c] + wx * (field[y1, x1, c] - field[y1, x0, c])
+        out[c] = top + wy * (bottom - top)
+
+
+@njit(cache=True, nogil=True)
+def local_colours_and_guess(
+    fields: np.ndarray,
+    map_x: np.ndarray,
+    map_y: np.ndarray,
+    colour: np.ndarray,
+    alpha: np.ndarray,
+    ys: np.ndarray,
+    xs: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The band's local subject and background colours, read bilinearly from ``fields`` (grid x
+    6: subject RGB then background RGB) at (map_x, map_y), and the first alpha guess from them
+    (``project_alpha``) written into ``alpha`` at (ys, xs): one pass instead of a sample, a
+    split, a projection and a scatter. Returns (subject, background) colours, float32 (N, 3)."""
+    fg = np.empty((len(ys), 3), np.float32)
+    bg = np.empty((len(ys), 3), np.float32)
+    sampled = np.empty(6, np.float32)
+    for i in range(len(ys)):
+        _bilinear_at(fields, map_x[i], map_y[i], sampled)
+        dot = np.float32(0.0)
+        length2 = _TINY_SPAN
+        for c in range(3):
+            fg[i, c] = sampled[c]
+            bg[i, c] = sampled[3 + c]
+            span = fg[i, c] - bg[i, c]
+            dot += (colour[i, c] - bg[i, c]) * span
+            length2 += span * span
+        alpha[ys[i], xs[i]] = min(max(dot / length2, np.float32(0.0)), np.float32(1.0))
+    return fg, bg
+
+
+@njit(cache=True, nogil=True)
+def guided_output(
+    coefs: np.ndarray,
+    map_x: np.ndarray,
+    map_y: np.ndarray,
+    colour: np.ndarray,
+    alpha: np.ndarray,
+    ys: np.ndarray,
+    xs: np.ndarray,
+) -> np.ndarray:
+    """``apply_linear`` of the guided coefficients read bilinearly from ``coefs`` (grid x 4) at
+    (map_x, map_y), written into ``alpha`` at (ys, xs) and returned (float32 (N,))."""
+    out = np.empty(len(ys), np.float32)
+    sampled = np.empty(4, np.float32)
+    for i in range(len(ys)):
+        _bilinear_at(coefs, map_x[i], map_y[i], sampled)
+        value = sampled[3] + sampled[0] * colour[i, 0] + sampled[1] * colour[i, 1] + sampled[2] * colour[i, 2]
+        if value < SNAP:
+            value = np.float32(0.0)
+        elif value > np.float32(1.0) - SNAP:
+            value = np.float32(1.0)
+        out[i] = value
+        alpha[ys[i], xs[i]] = value
+    return out
+
+
+@njit(cache=True, nogil=True)
+def foreground_at_points(
+    fine: np.ndarray,
+    map_x: np.ndarray,
+    map_y: np.ndarray,
+    image_u8: np.ndarray,
+    alpha: np.ndarray,
+    ys: np.ndarray,
+    xs: np.ndarray,
+    known_colours: np.ndarray,
+) -> np.ndarray:
+    """``fuse_foreground`` at the pixels (ys, xs), reading the box averages bilinearly from
+    ``fine`` (grid x 7) at (map_x, map_y), alpha from ``alpha`` (HxW) and the colour from
+    ``known_colours`` for the first ``len(known_colours)`` pixels, else from ``image_u8`` (as
+    ``gather_colours``): one pass instead of a sample, a gather and the equation."""
+    out = np.empty((len(ys), 3), np.float32)
+    blurred = np.empty(7, np.float32)
+    colour = np.empty(3, np.float32)
+    done = len(known_colours)
+    for i in range(len(ys)):
+        y, x = ys[i], xs[i]
+        _bilinear_at(fine, map_x[i], map_y[i], blurred)
+        for c in range(3):
+            colour[c] = known_colours[i, c] if i < done else image_u8[y, x, c] * _INV_255
+        a = alpha[y, x]
+        fg_weight = blurred[0] + _TINY_WEIGHT
+        bg_weight = np.float32(1.0) - blurred[0] + _TINY_WEIGHT
+        for c in range(3):
+            fg = blurred[1 + c] / fg_weight
+            bg = blurred[4 + c] / bg_weight
+            value = fg + a * (colour[c] - a * fg - (np.float32(1.0) - a) * bg)
+            out[i, c] = min(max(value, np.float32(0.0)), np.float32(1.0))
+    return out
+
+
 @njit(cache=True, nogil=True)
 def separable_share(fg: np.ndarray, bg: np.ndarray, min_distance: float) -> float:
     """Share of the rows whose two colours are at least ``min_distance`` apart (Euclidean)."""
@@ -269,6 +377,45 @@ def paint_edge(
             rgba[y, x, c] = np.uint8(colours[i, c] * np.float32(255.0) + np.float32(0.5)) if reached else 0
 
 
+@njit(cache=True, nogil=True)
+def paint_placed_edge(
+    canvas: np.ndarray,
+    dy: int,
+    dx: int,
+    rect: tuple[int, int, int, int],
+    alpha: np.ndarray,
+    ys: np.ndarray,
+    xs: np.ndarray,
+    band_alpha: np.ndarray,
+    colours: np.ndarray,
+) -> None:
+    """``paint_edge`` for a region placed on the canvas by an integer shift (region pixel (y, x)
+    -> canvas (y + dy, x + dx), ``rect`` = (y0, x0, y1, x1) the part of the canvas it covers),
+    written straight into the canvas: only points landing in ``rect`` are written, and whether a
+    transparent point is reached is judged on the region's own 8-bit alpha (``alpha``, HxW
+    float32, as ``paint_edge`` rounds it), neighbours off the canvas included, so the result equals
+    ``paint_edge`` on the region's RGBA followed by the placement."""
+    height, width = alpha.shape
+    y0, x0, y1, x1 = rect
+    for i in range(len(ys)):
+        y, x = ys[i], xs[i]
+        cy, cx = y + dy, x + dx
+        if not (y0 <= cy < y1 and x0 <= cx < x1):
+            continue
+        a = np.uint8(0)
+        if i < len(band_alpha):
+            a = np.uint8(band_alpha[i] * np.float32(255.0) + np.float32(0.5))
+            canvas[cy, cx, 3] = a
+        reached = bool(a > 0)
+        if not reached:
+            for ny in range(max(0, y - 1), min(height, y + 2)):
+                for nx in range(max(0, x - 1), min(width, x + 2)):
+                    if np.uint8(alpha[ny, nx] * np.float32(255.0) + np.float32(0.5)) > 0:
+                        reached = True
+        for c in range(3):
+            canvas[cy, cx, c] = np.uint8(colours[i, c] * np.float32(255.0) + np.float32(0.5)) if reached else 0
+
+
 @njit(cache=True, nogil=True, inline="always")
 def _over(subject: np.uint8, alpha: int, background: np.uint8) -> np.uint8:
     """One 8-bit channel of straight-alpha ``subject`` over ``background``, rounded exactly:
@@ -346,13 +493,14 @@ def finish_band(
     over_second: np.ndarray,
     first: np.ndarray,
     second: np.ndarray,
-) -> tuple[int, int, int]:
+) -> tuple[int, int, int, int]:
     """``finish_canvas``'s per-pixel work where it is not a plain copy or fill: the canvas holds a
     region placed without resampling (occupying ``rect`` = (y0, x0, y1, x1)), whose only soft
     pixels are its band's (canvas coordinates ys, xs). The previews already hold the fill colour
-    under transparent pixels and the subject under opaque ones; this blends the band's soft pixels
-    into them and returns (soft pixels, soft pixels with alpha >= 128, outline pixels) with the
-    same definitions as ``finish_canvas``.
+    under transparent pixels and the subject under the known subject; this writes the band's
+    opaque pixels and blends its soft ones into them, and returns (soft pixels, soft pixels with
+    alpha >= 128, outline pixels, opaque band pixels) with the same definitions as
+    ``finish_canvas``.
 
     Precondition: the band separates known subject from known background (no known-subject pixel
     4-adjacent to a known-background one), as the pipeline's trimaps guarantee (erosion and
@@ -365,12 +513,17 @@ def finish_band(
     soft = 0
     soft_covered = 0
     outline = 0
+    opaque = 0
     for i in range(len(ys)):
         y, x = ys[i], xs[i]
         if not (y0 <= y < y1 and x0 <= x < x1):
             continue
         a = int(canvas[y, x, 3])
-        if 0 < a < 255:
+        if a == 255:
+            opaque += 1
+            for c in range(3):
+                over_first[y, x, c] = over_second[y, x, c] = canvas[y, x, c]
+        elif a > 0:
             soft += 1
             soft_covered += a >= 128
             for c in range(3):
@@ -400,7 +553,7 @@ def finish_band(
                 if low < 128:
                     counted[y, x] = True
                     outline += 1
-    return soft, soft_covered, outline
+    return soft, soft_covered, outline, opaque
 
 
 @njit(cache=True, nogil=True)
@@ -558,9 +711,12 @@ def _touches(mask: np.ndarray, y: int, x: int, height: int, width: int) -> bool:
 
 
 @njit(cache=True, nogil=True)
-def drop_band_islands(alpha: np.ndarray, known_fg: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> int:
+def drop_band_islands(
+    alpha: np.ndarray, known_fg: np.ndarray, ys: np.ndarray, xs: np.ndarray, band_alpha: np.ndarray
+) -> int:
     """Flood fill from the known subject through the band's pixels of non-zero alpha (8-connected);
-    band pixels of non-zero alpha it does not reach get alpha 0. Returns how many did."""
+    band pixels of non-zero alpha it does not reach get alpha 0, in ``alpha`` (HxW) and in
+    ``band_alpha`` (the band's own copy, same order as ys, xs). Returns how many did."""
     height, width = alpha.shape
     reached = np.zeros((height, width), np.bool_)
     # Rows and columns kept apart (no division to unpack a flat index on every pop).
@@ -589,6 +745,7 @@ def drop_band_islands(alpha: np.ndarray, known_fg: np.ndarray, ys: np.ndarray, x
         y, x = ys[i], xs[i]
         if alpha[y, x] > 0.0 and not reached[y, x]:
             alpha[y, x] = 0.0
+            band_alpha[i] = 0.0
             dropped += 1
     return dropped
 
@@ -614,7 +771,15 @@ def warm_up() -> None:
     colour = np.zeros(3, np.uint8)
     canvas, first, second, _, _, _ = finish_canvas(np.zeros((2, 2, 4), np.uint8), 0, 0, 4, colour, colour)
     finish_band(canvas, ys, xs, (0, 0, 2, 2), first, second, colour, colour)
-    drop_band_islands(np.zeros((4, 4), np.float32), mask, ys, xs)
+    paint_placed_edge(canvas, 0, 0, (0, 0, 2, 2), np.zeros((4, 4), np.float32), ys, xs, guess[:0], fused[:0])
+    drop_band_islands(np.zeros((4, 4), np.float32), mask, ys, xs, np.zeros(len(ys), np.float32))
+    plane = np.zeros((4, 4), np.float32)
+    fields = np.zeros((2, 2, 7), np.float32)
+    at = np.zeros(1, np.float32)
+    local_colours_and_guess(np.zeros((2, 2, 6), np.float32), at, at, points, plane, ys, xs)
+    guided_output(np.zeros((2, 2, 4), np.float32), at, at, points, plane, ys, xs)
+    foreground_at_points(fields, at, at, image, plane, ys, xs, points[:0])
+    foreground_at_points(fields, at, at, image[1:3, 1:3], plane, ys, xs, points)
     cells = np.zeros(1, np.int64)
     guided_coefficients(np.zeros((2, 2, 3), np.float32), np.zeros((2, 2), np.float32), 1, cells, cells, 1e-4)
     nearest_known_colours(np.zeros((2, 2, 3), np.float32), np.zeros((2, 2), np.float32), cells, cells, cells)

@@ -178,8 +178,8 @@ def _matte_region(
     band = solved.band
     if cleanup and illustration_hint:
         _clean_painted_edge(solved.alpha, band)
-    if cleanup and figure.drop_band_islands(solved.alpha, solved.known_fg, band):
-        band.alpha[:] = solved.alpha[band.ys, band.xs]
+    if cleanup:
+        figure.drop_band_islands(solved.alpha, solved.known_fg, band)
     colour_ys = np.concatenate([band.ys, solved.ring_ys])
     colour_xs = np.concatenate([band.xs, solved.ring_xs])
     colours = foreground_at(image_u8, solved.alpha, colour_ys, colour_xs, solved.image_cells, band.colour)
@@ -279,41 +279,48 @@ def _solid_canvas(colour: tuple[int, int, int]) -> np.ndarray:
     return solid
 
 
-def _finish_canvas(rgba: np.ndarray, scale: float, shift_x: float, shift_y: float, band: Band) -> _Canvas:
-    """The region's RGBA mapped onto the canvas (region pixel p -> scale*p + shift), its previews
-    and the counts behind the quality figures.
+def _finish_canvas(image_u8: np.ndarray, region: _RegionMatte, scale: float, shift_x: float, shift_y: float) -> _Canvas:
+    """The region's cut-out (``image_u8`` with ``region``'s matte) mapped onto the canvas (region
+    pixel p -> scale*p + shift), its previews and the counts behind the quality figures.
 
-    A pure integer shift is placed as it is (no resampling to soften the matte): a copy, previews
-    made of a fill and a masked copy, and per-pixel work only on the band (``finish_band``).
-    Otherwise the region is warped (bilinear) and ``finish_canvas`` visits every canvas pixel; the
-    region is first given a one-pixel frame of its own edge colours at zero alpha, so a subject cut
-    by the image edge keeps its colour where the resampled alpha fades (past the image the canvas
-    is transparent).
+    A pure integer shift is placed as it is (no resampling to soften the matte), straight from the
+    image: the known subject is one masked copy into the canvas and each preview, the edge is
+    painted and blended per pixel on the band only (``paint_placed_edge``, ``finish_band``); the
+    region's own RGBA is never built. Otherwise the region's RGBA (``_straight_rgba``) is warped
+    (bilinear) and ``finish_canvas`` visits every canvas pixel; the region is first given a
+    one-pixel frame of its own edge colours at zero alpha, so a subject cut by the image edge keeps
+    its colour where the resampled alpha fades (past the image the canvas is transparent).
     """
     colours = np.array(PREVIEW_WHITE, np.uint8), np.array(PREVIEW_DARK, np.uint8)
+    band = region.band
     if scale == 1.0 and shift_x.is_integer() and shift_y.is_integer():
         dx, dy = int(shift_x), int(shift_y)
-        height, width = rgba.shape[:2]
+        height, width = image_u8.shape[:2]
         y0, x0 = max(0, dy), max(0, dx)
         y1, x1 = min(CANVAS_SIZE, height + dy), min(CANVAS_SIZE, width + dx)
         canvas = np.zeros((CANVAS_SIZE, CANVAS_SIZE, 4), np.uint8)
         rect = (y0, x0, y1, x1) if y1 > y0 and x1 > x0 else (0, 0, 0, 0)
         y0, x0, y1, x1 = rect
-        placed = rgba[y0 - dy : y1 - dy, x0 - dx : x1 - dx]
-        canvas[y0:y1, x0:x1] = placed
         previews = [_solid_canvas(colour).copy() for colour in (PREVIEW_WHITE, PREVIEW_DARK)]
         opaque_pixels = 0
         if y1 > y0:
             # Only the part of the canvas the region covers (the rest is transparent, the previews'
-            # fill): the channel split, comparison and masked copies run on it, not the canvas.
-            opaque = cv2.compare(cv2.extractChannel(placed, 3), 255, cv2.CMP_EQ)
-            rgb = cv2.cvtColor(placed, cv2.COLOR_RGBA2RGB)
+            # fill): the known subject, opaque and in its own colours, is a masked copy.
+            subject = region.known_fg[y0 - dy : y1 - dy, x0 - dx : x1 - dx].view(np.uint8)
+            placed = image_u8[y0 - dy : y1 - dy, x0 - dx : x1 - dx]
+            cv2.copyTo(cv2.cvtColor(placed, cv2.COLOR_RGB2RGBA), subject, canvas[y0:y1, x0:x1])
             for preview in previews:
-                cv2.copyTo(rgb, opaque, preview[y0:y1, x0:x1])  # writes into the view
-            opaque_pixels = cv2.countNonZero(opaque)
-        soft, soft_covered, outline = kernels.finish_band(canvas, band.ys + dy, band.xs + dx, rect, *previews, *colours)
+                cv2.copyTo(placed, subject, preview[y0:y1, x0:x1])  # writes into the view
+            opaque_pixels = cv2.countNonZero(subject)
+            kernels.paint_placed_edge(
+                canvas, dy, dx, rect, region.alpha, region.colour_ys, region.colour_xs, band.alpha, region.colours
+            )
+        soft, soft_covered, outline, band_opaque = kernels.finish_band(
+            canvas, band.ys + dy, band.xs + dx, rect, *previews, *colours
+        )
         on_white, on_dark = previews
-        return _Canvas(canvas, on_white, on_dark, opaque_pixels + soft_covered, soft, outline)
+        return _Canvas(canvas, on_white, on_dark, opaque_pixels + band_opaque + soft_covered, soft, outline)
+    rgba = _straight_rgba(image_u8, region)
     framed = cv2.copyMakeBorder(rgba, 1, 1, 1, 1, cv2.BORDER_REPLICATE)
     framed[[0, -1], :, 3] = 0
     framed[:, [0, -1], 3] = 0
@@ -380,7 +387,6 @@ def cut_out(
     person_cells = cv2.resize(crop, grid_size, interpolation=cv2.INTER_LINEAR)
     seeds = figure.seed_points(landmarks, region_image.shape[:2])
     region = _matte_region(region_image, person_cells, landmarks, illustration_hint, seeds, cleanup=cleanup)
-    rgba_region = _straight_rgba(region_image, region)
 
     # Region pixel -> canvas pixel. When the region is already at canvas scale the warp is a pure
     # shift: round it so no resampling softens the matte.
@@ -389,7 +395,7 @@ def cut_out(
     shift_y = to_canvas.shift_y + scale * y0
     if abs(scale - 1.0) < 1e-3:
         scale, shift_x, shift_y = 1.0, float(round(shift_x)), float(round(shift_y))
-    canvas = _finish_canvas(rgba_region, scale, shift_x, shift_y, region.band)
+    canvas = _finish_canvas(region_image, region, scale, shift_x, shift_y)
 
     confidence = float(np.clip(region.confidence, 0.0, 1.0))
     matting_quality = MattingQuality(
