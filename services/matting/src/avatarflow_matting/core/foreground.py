@@ -59,11 +59,9 @@ def foreground_at(
     if image_cells is None:
         image_cells = grid.down(image_u8).astype(np.float32) * np.float32(1.0 / 255.0)
     alpha_cells = grid.down(alpha)
-    a = alpha_cells[..., None]
 
     # Pass 1, F = B = I: box averages of (alpha, I*alpha, I*(1-alpha)).
-    weighted = image_cells * a
-    coarse = cv2.blur(np.concatenate([a, weighted, image_cells - weighted], axis=2), _box_cells(_COARSE_BOX, grid))
+    coarse = cv2.blur(kernels.fusion_inputs(image_cells, alpha_cells), _box_cells(_COARSE_BOX, grid))
 
     # Pass 2 on pass 1's F and B, narrow boxes.
     fine = kernels.fusion_to_fine_pass(image_cells, alpha_cells, coarse)
