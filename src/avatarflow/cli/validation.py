@@ -7,6 +7,11 @@ import json
 import sys
 from pathlib import Path
 
+CACHE_HELP = (
+    "keep MediaPipe's face analysis per image in DIR and reuse it on later runs (keyed by the analyzer's"
+    " settings and the decoded pixels; the checks and decisions are always recomputed)"
+)
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     check = subparsers.add_parser("check", help="validate local image files")
@@ -47,6 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         action="store_true",
         help="also re-train the decision model on all folds but one and score the held-out fold",
     )
+    evaluate.add_argument("--analysis-cache", type=Path, metavar="DIR", help=CACHE_HELP)
     evaluate.set_defaults(handler=run_eval)
 
     train = subparsers.add_parser(
@@ -57,6 +63,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     train.add_argument(
         "--out", type=Path, metavar="JSON", help="default: the packaged core/decision_model.json (+ .training.csv)"
     )
+    train.add_argument("--analysis-cache", type=Path, metavar="DIR", help=CACHE_HELP)
     train.set_defaults(handler=run_train_model)
 
     fetch = subparsers.add_parser(
@@ -140,7 +147,7 @@ def run_train_model(args: argparse.Namespace) -> int:
     labels = read_labels(args.labels)
     records: dict[str, fitting.Record] = {}
     # The hand-set checks alone: the model's inputs must not depend on a model already shipped.
-    with open_validator(decision_model=None) as validator:
+    with open_validator(decision_model=None, analysis_cache=args.analysis_cache) as validator:
         for label in labels:
             outcome = validator.validate_bytes((folder / label.file).read_bytes())
             records[label.file] = fitting.record(label.file, outcome.checks, outcome.superseded, outcome.scores)
@@ -192,7 +199,7 @@ def run_eval(args: argparse.Namespace) -> int:
     from avatarflow_validator import fitting
 
     records: dict[str, fitting.Record] = {}
-    with open_validator() as validator:
+    with open_validator(analysis_cache=args.analysis_cache) as validator:
 
         def ours(file: str, data: bytes) -> Decision:
             outcome = validator.validate_bytes(data)

@@ -9,9 +9,11 @@ pipeline stage, the pre-check lanes, ``avatarctl``, the benchmarks, the tests) l
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from .core import Validator, ValidatorThresholds
 from .core.decision_model import DecisionModel
+from .core.face_analysis import FaceAnalyzer
 
 # MediaPipe's glog and TFLite read these when the library loads: warnings and errors only (their
 # INFO lines, one per graph and per delegate, would otherwise flood every worker's log).
@@ -28,8 +30,12 @@ def configure_process() -> None:
 def open_validator(
     thresholds: ValidatorThresholds | None = None,
     decision_model: DecisionModel | str | None = "packaged",
+    analysis_cache: Path | None = None,
 ) -> Validator:
     """A :class:`Validator` on MediaPipe's face models (arguments as :class:`Validator`'s).
+
+    ``analysis_cache``: a folder keeping MediaPipe's answer per working image, for evaluation and
+    training runs over the same images (``adapters/analysis_cache.py``); the service passes none.
 
     Loads the models (a fraction of a second); the result is not thread-safe, so call this on the
     thread that will use it. A module-level function, so it is also a picklable factory.
@@ -38,5 +44,9 @@ def open_validator(
     from .adapters.mediapipe import MediaPipeFaceAnalyzer  # after configure_process: see above
 
     thresholds = thresholds or ValidatorThresholds()
-    analyzer = MediaPipeFaceAnalyzer(min_detection_confidence=thresholds.detection_confidence)
+    analyzer: FaceAnalyzer = MediaPipeFaceAnalyzer(min_detection_confidence=thresholds.detection_confidence)
+    if analysis_cache is not None:
+        from .adapters.analysis_cache import CachedFaceAnalyzer
+
+        analyzer = CachedFaceAnalyzer(analyzer, analysis_cache)
     return Validator(analyzer, thresholds, decision_model)

@@ -8,6 +8,8 @@ Coordinates are working-image pixels, as everywhere in the core.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import cv2
 import numpy as np
 from mediapipe.python.solutions import face_detection as mp_face_detection
@@ -26,6 +28,8 @@ class MediaPipeFaceAnalyzer:
     # Mesh input: the main face's box grown by this factor on each side, then at most this many px.
     MESH_CROP_EXPANSION = 2.2
     MESH_CROP_MAX_SIDE = 384
+    # Second pass when neither detector finds a face: this share of the long side as a border per edge.
+    PADDED_PASS_BORDER = 0.25
 
     def __init__(self, min_detection_confidence: float = 0.5) -> None:
         self._short = mp_face_detection.FaceDetection(
@@ -37,6 +41,12 @@ class MediaPipeFaceAnalyzer:
         self._mesh = mp_face_mesh.FaceMesh(
             static_image_mode=True, max_num_faces=1, refine_landmarks=True, min_detection_confidence=0.5
         )
+        # Identifies this analyzer's answers for adapters/analysis_cache.py: bump the version when
+        # what analyse() returns changes.
+        self.cache_tag = (
+            f"mediapipe-v2:conf={min_detection_confidence}:crop={self.MESH_CROP_EXPANSION},{self.MESH_CROP_MAX_SIDE}"
+            f":padded={self.PADDED_PASS_BORDER}"
+        )
 
     def close(self) -> None:
         for graph in (self._short, self._full, self._mesh):
@@ -46,13 +56,44 @@ class MediaPipeFaceAnalyzer:
         height, width = rgb.shape[:2]
         if min(height, width) < 8:
             return FaceAnalysis(width, height, (), None, None)
-        found: list[Detection] = []
-        for name, graph in (("short_range", self._short), ("full_range", self._full)):
-            found.extend(self._detect(graph, name, rgb))
+        found = self._detect_both(rgb)
+        if not found:
+            # A face that fills the frame (a tight crop, a passport-style cut-out) is outside what
+            # the detectors were trained on and often goes unseen; framed with a border it is an
+            # ordinary face. Only kept when the mesh also places eyes, nose and mouth on it: the
+            # border alone makes the detectors see faces in patterns, animals and logos too.
+            second = self._padded_pass(rgb)
+            if second is not None:
+                return second
         detections = merge_detections(found)
         landmarks = self._mesh_main_face(rgb, detections[0]) if detections else None
         pose = head_pose(landmarks, width, height) if landmarks is not None else None
         return FaceAnalysis(width, height, detections, landmarks, pose, tuple(found))
+
+    def _detect_both(self, rgb: np.ndarray) -> list[Detection]:
+        found: list[Detection] = []
+        for name, graph in (("short_range", self._short), ("full_range", self._full)):
+            found.extend(self._detect(graph, name, rgb))
+        return found
+
+    def _padded_pass(self, rgb: np.ndarray) -> FaceAnalysis | None:
+        """Detect and mesh on the image framed by a neutral grey border (PADDED_PASS_BORDER of the
+        long side per edge); the faces mapped back to the image's pixels, or None unless the mesh
+        confirmed the main one."""
+        height, width = rgb.shape[:2]
+        pad = round(max(height, width) * self.PADDED_PASS_BORDER)
+        framed = cv2.copyMakeBorder(rgb, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(128, 128, 128))
+        found = self._detect_both(framed)
+        if not found:
+            return None
+        detections = merge_detections(found)
+        landmarks = self._mesh_main_face(framed, detections[0])
+        if landmarks is None:
+            return None
+        landmarks[:, :2] -= pad
+        back = [_shifted(d, -pad) for d in found]
+        pose = head_pose(landmarks, width, height)
+        return FaceAnalysis(width, height, merge_detections(back), landmarks, pose, tuple(back))
 
     @staticmethod
     def _detect(graph: mp_face_detection.FaceDetection, name: str, rgb: np.ndarray) -> list[Detection]:
@@ -106,3 +147,8 @@ class MediaPipeFaceAnalyzer:
         mesh[:, 0] += x0
         mesh[:, 1] += y0
         return mesh
+
+
+def _shifted(d: Detection, offset: float) -> Detection:
+    """``d`` moved by ``offset`` px along both axes (a framed image's faces back to the image's)."""
+    return replace(d, x=d.x + offset, y=d.y + offset, keypoints=tuple((x + offset, y + offset) for x, y in d.keypoints))

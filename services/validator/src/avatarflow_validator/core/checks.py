@@ -96,12 +96,27 @@ def check_single_face(analysis: FaceAnalysis, thresholds: ValidatorThresholds) -
 
 def check_pose(analysis: FaceAnalysis, thresholds: ValidatorThresholds) -> list[CheckResult]:
     pose = analysis.pose
-    yaw, pitch, roll = (abs(pose.yaw), abs(pose.pitch), abs(pose.roll)) if pose else (90.0, 90.0, 90.0)
+    if pose:
+        yaw, pitch, roll = abs(pose.yaw), abs(pose.pitch - thresholds.frontal_pitch_deg), abs(pose.roll)
+    else:
+        yaw, pitch, roll = 90.0, 90.0, 90.0
     return [
         result("head_yaw", ReasonCode.NOT_FRONTAL, yaw, thresholds.max_abs_yaw, ">"),
         result("head_pitch", ReasonCode.NOT_FRONTAL, pitch, thresholds.max_abs_pitch, ">"),
         result("head_roll", ReasonCode.NOT_FRONTAL, roll, thresholds.max_abs_roll, ">"),
     ]
+
+
+def check_image_size(original_size: tuple[int, int], thresholds: ValidatorThresholds) -> CheckResult:
+    """The upload's short side in ORIGINAL pixels: a property of the file, so it is measured
+    whether or not a face was found (a tiny image is often why none was)."""
+    return result(
+        "image_short_side_px",
+        ReasonCode.LOW_RESOLUTION,
+        min(original_size),
+        thresholds.min_image_short_side_px,
+        "<",
+    )
 
 
 def check_resolution(
@@ -111,13 +126,23 @@ def check_resolution(
     iod_original = lm.inter_ocular(landmarks) / max(scale, 1e-9)
     return [
         result("inter_ocular_px", ReasonCode.LOW_RESOLUTION, iod_original, thresholds.min_inter_ocular_px, "<"),
-        result(
-            "image_short_side_px",
-            ReasonCode.LOW_RESOLUTION,
-            min(original_size),
-            thresholds.min_image_short_side_px,
-            "<",
-        ),
+        check_image_size(original_size, thresholds),
+    ]
+
+
+def check_detected_face_size(
+    analysis: FaceAnalysis, scale: float, thresholds: ValidatorThresholds
+) -> list[CheckResult]:
+    """Inter-ocular distance (ORIGINAL pixels) from the detector's eye keypoints, for a face the
+    mesh could not place: a face too small to mesh is a low-resolution face, and the editor can act
+    on that. Same bar as the mesh's inter-ocular distance; [] when the detector gave no eyes."""
+    main = analysis.main
+    if main is None or len(main.keypoints) < 2:
+        return []
+    (rx, ry), (lx, ly) = main.keypoints[0], main.keypoints[1]
+    iod_original = float(np.hypot(rx - lx, ry - ly)) / max(scale, 1e-9)
+    return [
+        result("detected_inter_ocular_px", ReasonCode.LOW_RESOLUTION, iod_original, thresholds.min_inter_ocular_px, "<")
     ]
 
 

@@ -166,7 +166,8 @@ class Validator:
             # No face, but an icon of a head (emoji, silhouette, robot) is a face shape without
             # human features: say so as well, so the editor knows why it is not a face to us.
             icon = checks.check_head_like_graphic(np.asarray(image.rgb), t)
-            return _rejection(ReasonCode.NO_FACE, [present, icon], image)
+            size = checks.check_image_size((image.original_width, image.original_height), t)
+            return _rejection(ReasonCode.NO_FACE, [present, icon, size], image)
         run: list[CheckResult] = [present, checks.check_single_face(analysis, t)]
         confirmed = checks.face_confirmed(analysis, t)
         mesh = analysis.landmarks
@@ -175,6 +176,9 @@ class Validator:
             # place: a blank, an emoji, a helmet. Unconfirmed ones are more likely not faces at all.
             code = ReasonCode.FEATURES_MISSING if confirmed >= t.confirmed_face_score else ReasonCode.NO_FACE
             run.append(checks.result("face_mesh", code, 0.0, 1.0, "<"))
+            # Size is still measurable: the file's, and the face's from the detector's eye points.
+            run.append(checks.check_image_size((image.original_width, image.original_height), t))
+            run.extend(checks.check_detected_face_size(analysis, image.scale, t))
             return self._decide(run, image, analysis, illustration=False, confirmed=confirmed, extra={})
         rgb = image.rgb
         run.extend(checks.check_pose(analysis, t))
