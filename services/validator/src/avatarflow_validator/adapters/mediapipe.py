@@ -30,6 +30,14 @@ class MediaPipeFaceAnalyzer:
     MESH_CROP_MAX_SIDE = 384
     # Second pass when neither detector finds a face: this share of the long side as a border per edge.
     PADDED_PASS_BORDER = 0.25
+    # Third pass when that finds nothing either: a group photo's faces are too small for the
+    # detectors at the whole image's scale (they see it at 128-192 px), so the full-range detector
+    # looks at overlapping tiles this share of the long side (stride half a tile). Only faces the
+    # detector scores at least TILE_MIN_SCORE and the mesh confirms count, and only two or more are
+    # reported: one small face in a scene stays "no face" (tiles also see faces in textures).
+    TILE_SIDE_SHARE = 0.5
+    TILE_MIN_SCORE = 0.6
+    TILE_MAX_MESHED = 6
 
     def __init__(self, min_detection_confidence: float = 0.5) -> None:
         self._short = mp_face_detection.FaceDetection(
@@ -46,6 +54,7 @@ class MediaPipeFaceAnalyzer:
         self.cache_tag = (
             f"mediapipe-v2:conf={min_detection_confidence}:crop={self.MESH_CROP_EXPANSION},{self.MESH_CROP_MAX_SIDE}"
             f":padded={self.PADDED_PASS_BORDER}"
+            f":tiles={self.TILE_SIDE_SHARE},{self.TILE_MIN_SCORE},{self.TILE_MAX_MESHED}"
         )
 
     def close(self) -> None:
@@ -62,7 +71,7 @@ class MediaPipeFaceAnalyzer:
             # the detectors were trained on and often goes unseen; framed with a border it is an
             # ordinary face. Only kept when the mesh also places eyes, nose and mouth on it: the
             # border alone makes the detectors see faces in patterns, animals and logos too.
-            second = self._padded_pass(rgb)
+            second = self._padded_pass(rgb) or self._tiled_pass(rgb)
             if second is not None:
                 return second
         detections = merge_detections(found)
@@ -94,6 +103,26 @@ class MediaPipeFaceAnalyzer:
         back = [_shifted(d, -pad) for d in found]
         pose = head_pose(landmarks, width, height)
         return FaceAnalysis(width, height, merge_detections(back), landmarks, pose, tuple(back))
+
+    def _tiled_pass(self, rgb: np.ndarray) -> FaceAnalysis | None:
+        """Faces found by the full-range detector on overlapping tiles, in the image's pixels; None
+        unless at least two of them are confirmed by the mesh (a group too small to see whole)."""
+        height, width = rgb.shape[:2]
+        found: list[Detection] = []
+        for y0, x0, side in tile_grid(height, width, self.TILE_SIDE_SHARE):
+            tile = np.ascontiguousarray(rgb[y0 : y0 + side, x0 : x0 + side])
+            found.extend(_moved(d, x0, y0) for d in self._detect(self._full, "full_range", tile))
+        candidates = [d for d in merge_detections(found) if d.score >= self.TILE_MIN_SCORE]
+        confirmed: list[tuple[Detection, np.ndarray]] = []
+        for face in candidates[: self.TILE_MAX_MESHED]:
+            mesh = self._mesh_main_face(rgb, face)
+            if mesh is not None:
+                confirmed.append((face, mesh))
+        if len(confirmed) < 2:
+            return None
+        faces = merge_detections([face for face, _ in confirmed])
+        landmarks = next(mesh for face, mesh in confirmed if face is faces[0])
+        return FaceAnalysis(width, height, faces, landmarks, head_pose(landmarks, width, height), tuple(found))
 
     @staticmethod
     def _detect(graph: mp_face_detection.FaceDetection, name: str, rgb: np.ndarray) -> list[Detection]:
@@ -151,4 +180,23 @@ class MediaPipeFaceAnalyzer:
 
 def _shifted(d: Detection, offset: float) -> Detection:
     """``d`` moved by ``offset`` px along both axes (a framed image's faces back to the image's)."""
-    return replace(d, x=d.x + offset, y=d.y + offset, keypoints=tuple((x + offset, y + offset) for x, y in d.keypoints))
+    return _moved(d, offset, offset)
+
+
+def _moved(d: Detection, dx: float, dy: float) -> Detection:
+    """``d`` moved by (dx, dy) px (a tile's or a framed image's faces back to the image's)."""
+    return replace(d, x=d.x + dx, y=d.y + dy, keypoints=tuple((x + dx, y + dy) for x, y in d.keypoints))
+
+
+def tile_grid(height: int, width: int, side_share: float) -> list[tuple[int, int, int]]:
+    """Square tiles (top, left, side) of ``side_share`` of the long side, overlapping by half a
+    tile, covering the whole image; a short side shorter than a tile gets a single row/column."""
+    side = max(1, min(round(max(height, width) * side_share), max(height, width)))
+
+    def starts(length: int) -> list[int]:
+        if length <= side:
+            return [0]
+        steps = int(np.ceil((length - side) / (side / 2)))
+        return [round(i * (length - side) / steps) for i in range(steps + 1)]
+
+    return [(y0, x0, side) for y0 in starts(height) for x0 in starts(width)]
